@@ -151,6 +151,13 @@ impl NsSubjects {
         })
     }
 
+    /// The subjects of namespace `ns` under [`DEFAULT_PREFIX`].
+    pub fn with_default_prefix(ns: &str) -> Self {
+        Self {
+            base: format!("{DEFAULT_PREFIX}.{}", token(ns)),
+        }
+    }
+
     /// `{prefix}.{ns}`: the root of every subject of this namespace.
     pub fn base(&self) -> &str {
         &self.base

@@ -1,0 +1,111 @@
+use std::{borrow::Cow, time::Duration};
+
+use socketioxide_nats_protocol::subjects::DEFAULT_PREFIX;
+
+/// The configuration of the [`NatsAdapter`](crate::NatsAdapter).
+///
+/// Every node of a cluster must use the same [`prefix`](Self::prefix); the other
+/// settings are local to each node.
+///
+/// ```
+/// use std::time::Duration;
+/// use socketioxide_nats::NatsAdapterConfig;
+///
+/// let config = NatsAdapterConfig::new()
+///     .with_prefix("my-app")
+///     .with_request_timeout(Duration::from_secs(2))
+///     .with_heartbeat_interval(Duration::from_secs(2))
+///     .with_heartbeat_timeout(Duration::from_secs(5));
+/// assert_eq!(config.prefix, "my-app");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NatsAdapterConfig {
+    /// The first tokens of every subject the adapter uses (the seeds' `key`).
+    /// Dot-separated tokens of ASCII letters, digits, `-` and `_`. Default is `"socket.io"`.
+    ///
+    /// Apps sharing a NATS server are isolated from each other by using different
+    /// prefixes.
+    pub prefix: Cow<'static, str>,
+
+    /// How long a request (rooms, fetch sockets, a targeted join, leave or
+    /// disconnect) waits for a node that is alive but does not answer. Default is 5 seconds.
+    ///
+    /// A request normally completes as soon as every live node has answered, so
+    /// this only matters when a node is stuck or a message is lost.
+    pub request_timeout: Duration,
+
+    /// How often this node tells the others it is alive. Default is 5 seconds.
+    pub heartbeat_interval: Duration,
+
+    /// How long without any message from a node before it is considered dead and no
+    /// longer waited for. Default is 10 seconds. Keep it above `heartbeat_interval`.
+    pub heartbeat_timeout: Duration,
+
+    /// The longest a publish may wait while NATS is unreachable before the emit or
+    /// request fails with [`Error::Unreachable`](crate::Error::Unreachable).
+    /// Default is 2 seconds.
+    pub publish_timeout: Duration,
+
+    /// How many responses to one request are kept while the caller does not poll
+    /// them (for example acks of a large `emit_with_ack`). Default is 65 536.
+    /// Responses past this bound are dropped with a warning.
+    pub response_buffer: usize,
+}
+
+impl NatsAdapterConfig {
+    /// The default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the subject prefix. Default is `"socket.io"`.
+    pub fn with_prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Set the request timeout. Default is 5 seconds.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Set the heartbeat interval. Default is 5 seconds.
+    pub fn with_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Set the heartbeat timeout. Default is 10 seconds.
+    pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Set how long a publish may wait for an unreachable NATS. Default is 2 seconds.
+    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = timeout;
+        self
+    }
+
+    /// Set how many unread responses one request may buffer. Default is 65 536.
+    /// A value of 0 is treated as 1.
+    pub fn with_response_buffer(mut self, buffer: usize) -> Self {
+        self.response_buffer = buffer.max(1);
+        self
+    }
+}
+
+impl Default for NatsAdapterConfig {
+    fn default() -> Self {
+        Self {
+            prefix: Cow::Borrowed(DEFAULT_PREFIX),
+            request_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(2),
+            response_buffer: 65_536,
+        }
+    }
+}

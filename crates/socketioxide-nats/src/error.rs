@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use socketioxide_core::{Uid, adapter::errors::AdapterError};
+use socketioxide_nats_protocol::ProtocolError;
+
+/// Everything that can go wrong in the adapter.
+///
+/// Socketioxide wraps it into an [`AdapterError`] for the operations it returns
+/// from; downcast that to this type to match on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration or a message does not fit the protocol.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+
+    /// NATS could not be reached within
+    /// [`publish_timeout`](crate::NatsAdapterConfig::publish_timeout).
+    #[error(
+        "NATS is unreachable: could not {action} within {timeout:?} (connection {state}); check that nats-server is running and reachable, the adapter resumes by itself when it is back"
+    )]
+    Unreachable {
+        /// What the adapter was doing.
+        action: String,
+        /// How long it waited.
+        timeout: Duration,
+        /// The client's connection state at the time.
+        state: String,
+    },
+
+    /// NATS refused a publish.
+    #[error("cannot publish to {subject}: {source}")]
+    Publish {
+        /// The subject of the message.
+        subject: String,
+        /// The client's error.
+        #[source]
+        source: async_nats::PublishError,
+    },
+
+    /// NATS refused a subscription.
+    #[error("cannot subscribe to {subject}: {source}")]
+    Subscribe {
+        /// The subject of the subscription.
+        subject: String,
+        /// The client's error.
+        #[source]
+        source: async_nats::SubscribeError,
+    },
+
+    /// The encoded message is larger than the server accepts. Local sockets still
+    /// received it; remote nodes did not.
+    #[error(
+        "message of {size} bytes exceeds the NATS server's max_payload of {max} bytes; send smaller payloads or raise max_payload in the nats-server configuration"
+    )]
+    PayloadTooLarge {
+        /// The size of the encoded message.
+        size: usize,
+        /// The server's `max_payload`.
+        max: usize,
+    },
+
+    /// A request aimed at one node found nobody listening: the node is gone.
+    #[error(
+        "node {node} is gone: NATS has no subscriber for it; fetch the sockets again to get live ones"
+    )]
+    NodeGone {
+        /// The node that was targeted.
+        node: Uid,
+    },
+
+    /// A request aimed at one node got no answer in time.
+    #[error("node {node} did not answer within {timeout:?}")]
+    Timeout {
+        /// The node that was targeted.
+        node: Uid,
+        /// How long the adapter waited.
+        timeout: Duration,
+    },
+
+    /// The adapter of this namespace was closed.
+    #[error("the adapter is closed")]
+    Closed,
+}
+
+impl From<Error> for AdapterError {
+    fn from(err: Error) -> Self {
+        AdapterError::from(Box::new(err) as Box<dyn std::error::Error + Send>)
+    }
+}
