@@ -57,7 +57,10 @@ async fn acks_from_every_node_and_a_silent_client_times_out() {
     };
     assert_eq!(get(&a.id).1.as_ref().unwrap(), "from-a");
     assert_eq!(get(&b.id).1.as_ref().unwrap(), "from-b");
-    assert!(matches!(get(&silent.id).1, Err(AckError::Timeout)), "{acks:?}");
+    assert!(
+        matches!(get(&silent.id).1, Err(AckError::Timeout)),
+        "{acks:?}"
+    );
     // The stream ends right after the silent client's timeout, not after the request timeout.
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 }
@@ -77,10 +80,13 @@ async fn binary_acks_cross_nodes() {
     let p = b.next().await;
     let id = p[2..].split('[').next().unwrap().to_owned();
     // a binary ack: header with a placeholder, then the attachment
-    b.send(&format!(r#"461-{id}[{{"_placeholder":true,"num":0}}]"#)).await;
-    b.tx.send(engineioxide::Packet::Binary(bytes::Bytes::from_static(&[9, 0, 255])))
-        .await
-        .unwrap();
+    b.send(&format!(r#"461-{id}[{{"_placeholder":true,"num":0}}]"#))
+        .await;
+    b.tx.send(engineioxide::Packet::Binary(bytes::Bytes::from_static(&[
+        9, 0, 255,
+    ])))
+    .await
+    .unwrap();
     let acks = collector.await.unwrap();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].1.as_ref().unwrap().as_ref(), &[9, 0, 255]);
@@ -103,7 +109,11 @@ async fn empty_room_ends_at_once() {
         .await;
     assert!(acks.is_empty());
     // socketioxide-core's own AckStream waits request + ack timeout (5 s + 5 s) here.
-    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -146,5 +156,9 @@ async fn ack_from_a_remote_node_that_leaves_does_not_stall() {
     nodes[1].io.delete_ns("/room");
     let acks = collector.await.unwrap();
     assert!(acks.iter().all(|(_, r)| r.is_err()), "{acks:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
 }

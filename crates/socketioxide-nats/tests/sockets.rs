@@ -34,13 +34,22 @@ async fn three() -> (NatsServer, [Node; 3], [Client; 3]) {
 async fn fetch_sockets_and_rooms_span_every_node() {
     let (_nats, nodes, c) = three().await;
     let all = nodes[1].io.fetch_sockets().await.unwrap();
-    assert_eq!(set(all.iter().map(|s| s.data().id)), set(c.iter().map(|c| &c.id)));
+    assert_eq!(
+        set(all.iter().map(|s| s.data().id)),
+        set(c.iter().map(|c| &c.id))
+    );
     for s in &all {
         let owner = c.iter().position(|c| c.id == s.data().id.as_str()).unwrap();
-        assert_eq!(s.data().server_id, nodes[owner].handle.server_id("/").unwrap());
+        assert_eq!(
+            s.data().server_id,
+            nodes[owner].handle.server_id("/").unwrap()
+        );
     }
     // every socket is in its own id room
-    assert_eq!(set(nodes[2].io.rooms().await.unwrap()), set(c.iter().map(|c| &c.id)));
+    assert_eq!(
+        set(nodes[2].io.rooms().await.unwrap()),
+        set(c.iter().map(|c| &c.id))
+    );
     // local only
     let local = nodes[0].io.local().fetch_sockets().await.unwrap();
     assert_eq!(set(local.iter().map(|s| s.data().id)), set([&c[0].id]));
@@ -54,7 +63,10 @@ async fn join_and_leave_matching_sockets_everywhere() {
     let (_nats, nodes, mut c) = three().await;
     nodes[0].io.clone().join("all").await.unwrap();
     let in_all = nodes[0].io.to("all").fetch_sockets().await.unwrap();
-    assert_eq!(set(in_all.iter().map(|s| s.data().id)), set(c.iter().map(|c| &c.id)));
+    assert_eq!(
+        set(in_all.iter().map(|s| s.data().id)),
+        set(c.iter().map(|c| &c.id))
+    );
 
     nodes[1].io.to(c[2].id.clone()).join("third").await.unwrap();
     let third = nodes[1].io.to("third").fetch_sockets().await.unwrap();
@@ -69,9 +81,20 @@ async fn join_and_leave_matching_sockets_everywhere() {
 
     nodes[1].io.to("third").leave("all").await.unwrap();
     let in_all = nodes[1].io.to("all").fetch_sockets().await.unwrap();
-    assert_eq!(set(in_all.iter().map(|s| s.data().id)), set([&c[0].id, &c[1].id]));
+    assert_eq!(
+        set(in_all.iter().map(|s| s.data().id)),
+        set([&c[0].id, &c[1].id])
+    );
     nodes[2].io.clone().leave("all").await.unwrap();
-    assert!(nodes[2].io.to("all").fetch_sockets().await.unwrap().is_empty());
+    assert!(
+        nodes[2]
+            .io
+            .to("all")
+            .fetch_sockets()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!set(nodes[2].io.rooms().await.unwrap()).contains("all"));
 }
 
@@ -107,7 +130,10 @@ async fn remote_socket_operations() {
     assert_eq!(c[2].next().await, r#"42["direct","hi"]"#);
 
     remote.join("vip").await.unwrap();
-    assert_eq!(set(remote.rooms().await.unwrap()), set([c[2].id.as_str(), "vip"]));
+    assert_eq!(
+        set(remote.rooms().await.unwrap()),
+        set([c[2].id.as_str(), "vip"])
+    );
     // the join is applied before join() returns: a broadcast right after reaches it
     nodes[0].io.to("vip").emit("vip", &()).await.unwrap();
     assert_eq!(c[2].next().await, r#"42["vip",null]"#);
@@ -117,7 +143,13 @@ async fn remote_socket_operations() {
 
     remote.disconnect().await.unwrap();
     assert_eq!(c[2].next().await, "41");
-    let ids = set(nodes[0].io.fetch_sockets().await.unwrap().iter().map(|s| s.data().id));
+    let ids = set(nodes[0]
+        .io
+        .fetch_sockets()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.data().id));
     assert_eq!(ids, set([&c[0].id, &c[1].id]));
 }
 
@@ -139,6 +171,17 @@ async fn remote_socket_on_a_gone_node_fails_fast() {
     let err = remote.join("x").await.unwrap_err();
     let err = err.to_string();
     assert!(err.contains("is gone"), "{err}");
-    assert!(remote.rooms().await.unwrap_err().to_string().contains("is gone"));
-    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        remote
+            .rooms()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("is gone")
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
