@@ -12,6 +12,8 @@ use tokio::sync::mpsc::{Receiver, Sender};
 #[allow(unused_imports)]
 pub use nats_harness::{NatsCluster, NatsServer};
 
+pub mod js;
+
 pub type Io = SocketIo<NatsAdapter<Emitter>>;
 
 /// A socket.io server of the cluster under test.
@@ -125,9 +127,7 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(3);
 /// The next text packet, within [`RECV_TIMEOUT`].
 pub async fn recv(rx: &mut Receiver<EioPacket>) -> String {
     match tokio::time::timeout(RECV_TIMEOUT, rx.recv()).await {
-        Ok(Some(p @ EioPacket::Message(_))) => {
-            TryInto::<String>::try_into(p).expect("a text packet is a string")
-        }
+        Ok(Some(p @ EioPacket::Message(_))) => String::from(p),
         Ok(Some(other)) => panic!("expected a text packet, got {other:?}"),
         Ok(None) => panic!("socket closed"),
         Err(_) => panic!("no packet within {RECV_TIMEOUT:?}"),
@@ -159,4 +159,38 @@ impl Client {
             .expect("not an engine.io packet");
         self.tx.send(packet).await.expect("socket closed");
     }
+}
+
+/// Which socket.io parser a served node uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parser {
+    Common,
+    MsgPack,
+}
+
+impl Parser {
+    pub fn js_name(self) -> &'static str {
+        match self {
+            Parser::Common => "default",
+            Parser::MsgPack => "msgpack",
+        }
+    }
+}
+
+/// A node served over real HTTP/WebSocket on a free loopback port.
+pub async fn served_node(url: &str, parser: Parser) -> (Node, u16) {
+    let client = connect(url).await;
+    let ctr = NatsAdapterCtr::new_with_nats_config(client.clone(), test_config());
+    let handle = ctr.handle();
+    let builder = SocketIo::builder().ack_timeout(Duration::from_millis(700));
+    let builder = match parser {
+        Parser::Common => builder.with_parser(socketioxide::ParserConfig::common()),
+        Parser::MsgPack => builder.with_parser(socketioxide::ParserConfig::msgpack()),
+    };
+    let (layer, io) = builder.with_adapter::<NatsAdapter<_>>(ctr).build_layer();
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (Node { io, handle, client }, port)
 }
