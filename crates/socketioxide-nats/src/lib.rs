@@ -4,9 +4,196 @@
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)
 )]
-//! # A NATS adapter for socketioxide
+//! # A NATS adapter for [socketioxide](https://docs.rs/socketioxide)
 //!
-//! wip
+//! Run many socket.io servers, on many machines, as one: an event emitted on one
+//! node reaches the right clients on every node, and every cluster-wide operation
+//! (broadcasts with acks, rooms, fetch sockets, join / leave / disconnect, remote
+//! socket operations) works across nodes through [NATS](https://nats.io).
+//!
+//! <div class="warning">
+//!     Every node of a cluster must use the same subject prefix, the same socket.io
+//!     parser and the same major version of this crate. The protocol is not the one of
+//!     the Node.js <code>socket.io-nats</code> or Redis adapters: do not mix them.
+//! </div>
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use socketioxide::{SocketIo, adapter::Adapter, extract::{Data, SocketRef}};
+//! use socketioxide_nats::{NatsAdapter, NatsAdapterCtr, async_nats};
+//!
+//! // Handlers are generic over the adapter, as with every socketioxide adapter.
+//! async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+//!     // socketioxide does not put a socket in a room named after its id;
+//!     // join it to make `io.to(socket_id)` work from any node.
+//!     socket.join(socket.id);
+//!     socket.on("chat", async |s: SocketRef<A>, Data(msg): Data<String>| {
+//!         // reaches the sockets of every node, except the sender
+//!         s.broadcast().emit("chat", &msg).await.ok();
+//!     });
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = async_nats::connect("nats://127.0.0.1:4222").await?;
+//!     let (layer, io) = SocketIo::builder()
+//!         .with_adapter::<NatsAdapter<_>>(NatsAdapterCtr::new_with_nats(client))
+//!         .build_layer();
+//!     // Await it: the namespace exists once its subscriptions are in place.
+//!     io.ns("/", on_connect).await?;
+//!
+//!     let app = axum::Router::new().layer(layer);
+//!     let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## The NATS client is yours
+//!
+//! The adapter takes an [`async_nats::Client`] (re-exported here so the versions
+//! match), so everything the client supports works: a cluster of servers,
+//! authentication, TLS. Configure it with [`async_nats::ConnectOptions`].
+//!
+//! <div class="warning">
+//!     async-nats ignores credentials written in the URL
+//!     (<code>nats://user:pass@host</code> connects without them and fails with an
+//!     authorization violation): pass them with <code>ConnectOptions</code>.
+//! </div>
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use socketioxide_nats::async_nats::ConnectOptions;
+//!
+//! # async fn doc_main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The recommended settings: a dead or frozen server is detected in about
+//! // 3 × ping_interval instead of the 3-minute default, and a reconnection
+//! // does not hang on an unresponsive server.
+//! let recommended = || {
+//!     ConnectOptions::new()
+//!         .ping_interval(Duration::from_secs(3))
+//!         .connection_timeout(Duration::from_secs(2))
+//!         .name("socket.io node 1")
+//! };
+//!
+//! // A NATS cluster: list several servers; the client fails over between them.
+//! let client = recommended()
+//!     .connect(vec!["nats://n1:4222", "nats://n2:4222", "nats://n3:4222"])
+//!     .await?;
+//!
+//! // User and password, or a token.
+//! let client = recommended()
+//!     .user_and_password("app".into(), "secret".into())
+//!     .connect("nats://127.0.0.1:4222")
+//!     .await?;
+//! let client = recommended().token("s3cr3t".into()).connect("nats://127.0.0.1:4222").await?;
+//!
+//! // An NKey seed, or a credentials file (JWT + seed).
+//! let client = recommended().nkey("SUAB...".into()).connect("nats://127.0.0.1:4222").await?;
+//! let client = recommended()
+//!     .credentials_file("app.creds")
+//!     .await?
+//!     .connect("nats://127.0.0.1:4222")
+//!     .await?;
+//!
+//! // TLS, server-verified with a private CA, optionally with a client certificate.
+//! let client = recommended()
+//!     .require_tls(true)
+//!     .add_root_certificates("ca.pem".into())
+//!     .add_client_certificate("client.pem".into(), "client-key.pem".into())
+//!     .connect("tls://127.0.0.1:4222")
+//!     .await?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! Errors of the client itself (connection lost, slow consumer, permissions) are
+//! reported through [`ConnectOptions::event_callback`](async_nats::ConnectOptions::event_callback);
+//! the adapter also logs connection changes it notices.
+//!
+//! ## Configuration
+//!
+//! [`NatsAdapterConfig`] holds the prefix (the seeds' `key`, default `socket.io`),
+//! the request timeout (the seeds' `requestsTimeout`, default 5 s), the heartbeat
+//! interval and timeout (5 s and 10 s), the bound on a publish while NATS is
+//! unreachable (2 s) and the response buffer of a request.
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # use socketioxide::SocketIo;
+//! # use socketioxide_nats::{NatsAdapter, NatsAdapterConfig, NatsAdapterCtr, async_nats};
+//! # async fn doc_main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = async_nats::connect("nats://127.0.0.1:4222").await?;
+//! let config = NatsAdapterConfig::new()
+//!     .with_prefix("chat-app")
+//!     .with_request_timeout(Duration::from_secs(2));
+//! let ctr = NatsAdapterCtr::new_with_nats_config(client, config);
+//! let handle = ctr.handle(); // cluster state, see NatsHandle
+//! let (_layer, io) = SocketIo::builder().with_adapter::<NatsAdapter<_>>(ctr).build_layer();
+//! # Ok(()) }
+//! ```
+//!
+//! ## The operations, across the cluster
+//!
+//! | socket.io (seeds)            | socketioxide                                       |
+//! |------------------------------|----------------------------------------------------|
+//! | broadcast to all / rooms / except / local / volatile | `io.emit`, `io.to(..)`, `.except(..)`, `.local()`, `.volatile()` |
+//! | broadcast with acks          | `io.emit_with_ack(..)`: acks of every node's clients |
+//! | `clients`, `clientRooms`     | `io.fetch_sockets()`, `io.to(room).fetch_sockets()`, `remote.rooms()` |
+//! | `allRooms`                   | `io.rooms()`                                       |
+//! | `remoteJoin` / `remoteLeave` | `io.to(..).join(..)` / `.leave(..)`, `remote.join(..)` / `remote.leave(..)` |
+//! | `remoteDisconnect`           | `io.to(..).disconnect()`, `remote.disconnect()`    |
+//! | server count                 | [`NatsHandle::server_count`]                       |
+//!
+//! Delivery and completion:
+//!
+//! * NATS core delivers at most once: a message published while a connection is
+//!   down is lost. Operations issued by one node are applied on every other node in
+//!   the order they were issued.
+//! * Requests (rooms, fetch sockets, broadcast with acks) complete as soon as every
+//!   live node has answered; they never wait for the request timeout while the
+//!   cluster is healthy. An `emit_with_ack` to a room with no member ends at once.
+//! * Nodes are tracked with heartbeats: a node that closes is forgotten at once, a
+//!   node that stops answering is no longer waited for after the heartbeat timeout.
+//! * An operation on one remote socket (`remote.join`, `remote.rooms`,
+//!   `remote.disconnect`, `remote.emit_with_ack`) returns once that node applied it,
+//!   and fails at once with [`Error::NodeGone`] if the node is gone.
+//! * When NATS is unreachable, emits and requests fail with [`Error::Unreachable`]
+//!   within [`NatsAdapterConfig::publish_timeout`]; local sockets are still served,
+//!   and everything resumes when the client reconnects.
+//! * A message larger than the server's `max_payload` (1 MiB by default) fails with
+//!   [`Error::PayloadTooLarge`]; local sockets still receive it. Binary payloads are
+//!   sent as they are, not inflated.
+//!
+//! ## How does it work?
+//!
+//! One adapter runs per namespace. It subscribes to three subjects, where `{ns}` is
+//! the namespace path encoded as one subject token (letters, digits and `-` kept,
+//! any other byte as `_XX`, so `/chat.v2` becomes `_2Fchat_2Ev2`, and long names are
+//! hashed), and `{uid}` is the server id:
+//!
+//! | subject                               | published by                      | subscribed by |
+//! |---------------------------------------|-----------------------------------|---------------|
+//! | `{prefix}.{ns}.b.{origin}`            | a node or emitter, for every node: broadcasts, joins, requests, heartbeats | every node (`{prefix}.{ns}.b.*`) |
+//! | `{prefix}.{ns}.n.{target}.{origin}`   | a node, for one node: remote socket operations, heartbeat replies | node `target` (`{prefix}.{ns}.n.{uid}.*`) |
+//! | `{prefix}.{ns}.r.{requester}.{req_id}`| a node answering a request (the request's reply subject) | the requester (`{prefix}.{ns}.r.{uid}.*`) |
+//!
+//! A node skips its own messages by the last token of the subject, without decoding
+//! them. Responses are routed to their request by the last token too. Rooms never
+//! appear in subjects: each node filters rooms locally, so any room name is safe.
+//!
+//! Messages are MessagePack arrays starting with a protocol version; binary data is
+//! MessagePack `bin`. The wire format lives in the
+//! [`socketioxide-nats-protocol`](socketioxide_nats_protocol) crate.
+//!
+//! An application needs NATS permission to publish and subscribe on `{prefix}.>`
+//! only, so apps sharing a NATS server can be isolated by prefix.
+//!
+//! ## Tracing
+//!
+//! The crate logs with [`tracing`](https://docs.rs/tracing) (nodes joining and
+//! leaving, connection changes, dropped or malformed messages, timeouts) and never
+//! installs a subscriber.
 
 mod ack;
 mod adapter;
