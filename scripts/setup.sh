@@ -20,9 +20,9 @@ else
   .venv/bin/nats-server --version
 fi
 
-if [[ -f tests-js/package.json ]]; then
-  if [[ ! -d tests-js/node_modules ]]; then
+if [[ -f e2e/package.json ]]; then
+  if [[ ! -d e2e/node_modules ]]; then
     echo "setup: installing the JavaScript test clients (npm ci)"
-    (cd tests-js && npm ci --no-audit --no-fund --loglevel=error)
+    (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi

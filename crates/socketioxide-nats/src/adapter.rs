@@ -312,6 +312,34 @@ impl<E: SocketEmitter> NatsAdapter<E> {
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
     }
+
+    /// Join (or leave) rooms everywhere: fire-and-forget to every node, or
+    /// confirmed by the one node holding a targeted socket.
+    async fn change_rooms(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+        join: bool,
+    ) -> Result<(), Error> {
+        if !opts.is_local(self.uid) {
+            let (opts, rooms) = (&opts, rooms.as_slice());
+            let body = if join {
+                RequestOutBody::AddSockets { opts, rooms }
+            } else {
+                RequestOutBody::DelSockets { opts, rooms }
+            };
+            self.command(body, opts.server_id).await?;
+            if opts.server_id.is_some() {
+                return Ok(());
+            }
+        }
+        if join {
+            self.local.add_sockets(opts, rooms);
+        } else {
+            self.local.del_sockets(opts, rooms);
+        }
+        Ok(())
+    }
 }
 
 impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
@@ -524,19 +552,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         opts: BroadcastOptions,
         rooms: impl RoomParam,
     ) -> Result<(), Error> {
-        let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        if !opts.is_local(self.uid) {
-            let body = RequestOutBody::AddSockets {
-                opts: &opts,
-                rooms: &rooms,
-            };
-            self.command(body, opts.server_id).await?;
-            if opts.server_id.is_some() {
-                return Ok(());
-            }
-        }
-        self.local.add_sockets(opts, rooms);
-        Ok(())
+        self.change_rooms(opts, rooms.into_room_iter().collect(), true)
+            .await
     }
 
     async fn del_sockets(
@@ -544,19 +561,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         opts: BroadcastOptions,
         rooms: impl RoomParam,
     ) -> Result<(), Error> {
-        let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        if !opts.is_local(self.uid) {
-            let body = RequestOutBody::DelSockets {
-                opts: &opts,
-                rooms: &rooms,
-            };
-            self.command(body, opts.server_id).await?;
-            if opts.server_id.is_some() {
-                return Ok(());
-            }
-        }
-        self.local.del_sockets(opts, rooms);
-        Ok(())
+        self.change_rooms(opts, rooms.into_room_iter().collect(), false)
+            .await
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {

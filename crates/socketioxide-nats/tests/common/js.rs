@@ -1,5 +1,5 @@
 //! Real socket.io clients: the official JavaScript `socket.io-client`, driven
-//! from the tests through `tests-js/driver.mjs` (one JSON command per line in,
+//! from the tests through `e2e/driver.mjs` (one JSON command per line in,
 //! one JSON event per line out).
 
 use std::{collections::VecDeque, path::PathBuf, process::Stdio, time::Duration};
@@ -21,7 +21,7 @@ pub struct JsClients {
 }
 
 fn tests_js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests-js")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
 }
 
 impl JsClients {
@@ -29,7 +29,7 @@ impl JsClients {
         let dir = tests_js_dir();
         assert!(
             dir.join("node_modules/socket.io-client").is_dir(),
-            "the JavaScript test clients are not installed: run `bash scripts/setup.sh` (npm ci in tests-js/)"
+            "the JavaScript test clients are not installed: run `bash scripts/setup.sh` (npm ci in e2e/)"
         );
         let mut child = Command::new("node")
             .arg(dir.join("driver.mjs"))
