@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The one command that runs every test on a fresh machine: it installs what is
-# missing (a pinned nats-server, the JavaScript test clients), then runs the
-# Rust suites (unit, integration over real nats-server processes, doc tests).
+# missing (a pinned nats-server, the JavaScript clients, Chromium for the browser
+# test), then runs
+#   1. the Rust suites: unit, integration over real nats-server processes, doc tests;
+#   2. the acceptance suite: the official socket.io-client against separate server
+#      processes, both parsers, both transports (e2e/*.test.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo test --workspace --locked
+cargo build --locked -p e2e-node
+node --test --test-reporter=spec e2e/*.test.mjs
