@@ -91,7 +91,7 @@ for (const parser of ["default", "msgpack"]) {
         // socketioxide writes volatile packets on their own channel, so they are
         // not ordered with the others: wait for the event itself, not a sentinel.
         for (const s of [a, b, c]) {
-          const before = await until(s, ([e]) => e === "vol");
+          const before = await until(s, ([e, args]) => e === "vol" && args.length === 1 && args[0] === 1);
           assert.deepEqual(before, [], `${s.id} got something else first`);
         }
       });

@@ -51,6 +51,13 @@ pub enum RequestKind {
     Hello = 21,
     /// A node leaves the namespace.
     Goodbye = 22,
+    /// Who serves the namespace? Every node answers with [`ResponseKind::Nodes`];
+    /// unlike [`RequestKind::Hello`] it does not make the sender a node (emitters use it).
+    Discover = 23,
+    /// A server-side event for the other nodes' handlers (optionally acknowledged).
+    ServerEvent = 30,
+    /// The seeds' `customRequest`: every node answers through its custom hook.
+    CustomRequest = 31,
 }
 
 impl RequestKind {
@@ -66,6 +73,9 @@ impl RequestKind {
             20 => Self::Heartbeat,
             21 => Self::Hello,
             22 => Self::Goodbye,
+            23 => Self::Discover,
+            30 => Self::ServerEvent,
+            31 => Self::CustomRequest,
             kind => return Err(ProtocolError::UnknownKind { kind }),
         })
     }
@@ -137,6 +147,20 @@ pub enum RequestOutBody<'a> {
     Hello,
     /// See [`RequestKind::Goodbye`].
     Goodbye,
+    /// See [`RequestKind::Discover`].
+    Discover,
+    /// See [`RequestKind::ServerEvent`].
+    ServerEvent {
+        /// The event name.
+        event: &'a str,
+        /// The event data, MessagePack-encoded by the sender.
+        data: &'a [u8],
+    },
+    /// See [`RequestKind::CustomRequest`].
+    CustomRequest {
+        /// The request data, MessagePack-encoded by the sender.
+        data: &'a [u8],
+    },
 }
 
 impl RequestOutBody<'_> {
@@ -153,6 +177,9 @@ impl RequestOutBody<'_> {
             Self::Heartbeat => RequestKind::Heartbeat,
             Self::Hello => RequestKind::Hello,
             Self::Goodbye => RequestKind::Goodbye,
+            Self::Discover => RequestKind::Discover,
+            Self::ServerEvent { .. } => RequestKind::ServerEvent,
+            Self::CustomRequest { .. } => RequestKind::CustomRequest,
         }
     }
 }
@@ -223,6 +250,20 @@ pub enum RequestBody {
     Hello,
     /// See [`RequestKind::Goodbye`].
     Goodbye,
+    /// See [`RequestKind::Discover`].
+    Discover,
+    /// See [`RequestKind::ServerEvent`].
+    ServerEvent {
+        /// The event name.
+        event: String,
+        /// The event data as the sender encoded it (MessagePack).
+        data: Bytes,
+    },
+    /// See [`RequestKind::CustomRequest`].
+    CustomRequest {
+        /// The request data as the sender encoded it (MessagePack).
+        data: Bytes,
+    },
 }
 
 /// The type of a response, the second element of a response message.
@@ -240,6 +281,10 @@ pub enum ResponseKind {
     Sockets = 3,
     /// A join, leave or disconnect request was applied.
     Done = 4,
+    /// The answer of a server-event handler or custom hook.
+    Reply = 5,
+    /// The nodes the responder knows alive (answer to [`RequestKind::Discover`]).
+    Nodes = 6,
 }
 
 impl ResponseKind {
@@ -250,6 +295,8 @@ impl ResponseKind {
             2 => Self::Rooms,
             3 => Self::Sockets,
             4 => Self::Done,
+            5 => Self::Reply,
+            6 => Self::Nodes,
             kind => return Err(ProtocolError::UnknownKind { kind }),
         })
     }
@@ -283,6 +330,10 @@ pub enum ResponseOutBody<'a> {
     Sockets(&'a [RemoteSocketData]),
     /// See [`ResponseKind::Done`]: how many local sockets matched.
     Done(u32),
+    /// See [`ResponseKind::Reply`]: MessagePack data, or why there is none.
+    Reply(Result<&'a [u8], &'a str>),
+    /// See [`ResponseKind::Nodes`]: the other live nodes the responder knows.
+    Nodes(&'a [Uid]),
 }
 
 /// A decoded response.
@@ -313,6 +364,10 @@ pub enum ResponseBody {
     Sockets(Vec<RemoteSocketData>),
     /// See [`ResponseKind::Done`]: how many local sockets matched.
     Done(u32),
+    /// See [`ResponseKind::Reply`]: MessagePack data, or why there is none.
+    Reply(Result<Bytes, String>),
+    /// See [`ResponseKind::Nodes`]: the other live nodes the responder knows.
+    Nodes(Vec<Uid>),
 }
 
 // ===== encoding =====
@@ -430,7 +485,9 @@ impl RequestOut<'_> {
                 (6, rooms.iter().map(|r| r.len() + 5).sum())
             }
             B::DisconnectSockets { .. } | B::AllRooms { .. } | B::FetchSockets { .. } => (5, 0),
-            B::Heartbeat | B::Hello | B::Goodbye => (4, 0),
+            B::Heartbeat | B::Hello | B::Goodbye | B::Discover => (4, 0),
+            B::ServerEvent { event, data } => (6, event.len() + data.len()),
+            B::CustomRequest { data } => (5, data.len()),
         };
         let mut w = Writer::with_capacity(hint + 96);
         write_header(&mut w, fields, self.body.kind() as u8, &self.origin);
@@ -459,7 +516,12 @@ impl RequestOut<'_> {
             B::DisconnectSockets { opts } | B::AllRooms { opts } | B::FetchSockets { opts } => {
                 write_opts(&mut w, opts)
             }
-            B::Heartbeat | B::Hello | B::Goodbye => {}
+            B::Heartbeat | B::Hello | B::Goodbye | B::Discover => {}
+            B::ServerEvent { event, data } => {
+                w.str(event);
+                w.bin(data);
+            }
+            B::CustomRequest { data } => w.bin(data),
         }
         w.finish()
     }
@@ -494,6 +556,15 @@ impl ResponseOut<'_> {
             ),
             B::Sockets(s) => (ResponseKind::Sockets, 4, s.len() * 48),
             B::Done(_) => (ResponseKind::Done, 4, 0),
+            B::Reply(r) => (
+                ResponseKind::Reply,
+                5,
+                match r {
+                    Ok(d) => d.len(),
+                    Err(e) => e.len(),
+                },
+            ),
+            B::Nodes(n) => (ResponseKind::Nodes, 4, n.len() * 17),
         };
         let mut w = Writer::with_capacity(hint + 48);
         write_header(&mut w, fields, kind as u8, &self.origin);
@@ -520,6 +591,20 @@ impl ResponseOut<'_> {
                     w.str(s.id.as_str());
                     w.str(s.server_id.as_str());
                     w.str(s.ns.as_str());
+                }
+            }
+            B::Reply(Ok(data)) => {
+                w.bool(true);
+                w.bin(data);
+            }
+            B::Reply(Err(reason)) => {
+                w.bool(false);
+                w.str(reason);
+            }
+            B::Nodes(nodes) => {
+                w.array(nodes.len());
+                for n in *nodes {
+                    w.str(n.as_str());
                 }
             }
         }
@@ -746,6 +831,18 @@ pub fn decode_request(data: Bytes) -> Result<RequestIn, ProtocolError> {
         K::Heartbeat => (RequestBody::Heartbeat, n - 4),
         K::Hello => (RequestBody::Hello, n - 4),
         K::Goodbye => (RequestBody::Goodbye, n - 4),
+        K::Discover => (RequestBody::Discover, n - 4),
+        K::ServerEvent => {
+            let extra = need(6)?;
+            let event = r.str("server event name")?.to_owned();
+            let data = r.bin("server event data")?;
+            (RequestBody::ServerEvent { event, data }, extra)
+        }
+        K::CustomRequest => {
+            let extra = need(5)?;
+            let data = r.bin("custom request data")?;
+            (RequestBody::CustomRequest { data }, extra)
+        }
     };
     skip_extra(&mut r, extra)?;
     Ok(RequestIn { origin, id, body })
@@ -798,6 +895,25 @@ pub fn decode_response(data: Bytes) -> Result<ResponseIn, ProtocolError> {
                 sockets.push(RemoteSocketData { id, server_id, ns });
             }
             (ResponseBody::Sockets(sockets), 4)
+        }
+        K::Reply => {
+            if n < 5 {
+                return Err(ProtocolError::Truncated { what: "reply" });
+            }
+            let result = if r.bool("reply status")? {
+                Ok(r.bin("reply data")?)
+            } else {
+                Err(r.str("reply error")?.to_owned())
+            };
+            (ResponseBody::Reply(result), 5)
+        }
+        K::Nodes => {
+            let m = r.array("nodes")?;
+            let mut nodes = Vec::with_capacity(m);
+            for _ in 0..m {
+                nodes.push(read_uid(&mut r, "node id")?);
+            }
+            (ResponseBody::Nodes(nodes), 4)
         }
     };
     skip_extra(&mut r, n - used)?;

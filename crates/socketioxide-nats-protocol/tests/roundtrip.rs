@@ -211,6 +211,16 @@ fn responses_roundtrip() {
         roundtrip_response(ResponseOutBody::Sockets(&sockets)),
         ResponseBody::Sockets(sockets)
     );
+    assert_eq!(
+        roundtrip_response(ResponseOutBody::Reply(Ok(&[1, 2]))),
+        ResponseBody::Reply(Ok(Bytes::from_static(&[1, 2])))
+    );
+    assert_eq!(
+        roundtrip_response(ResponseOutBody::Reply(Err("no hook"))),
+        ResponseBody::Reply(Err("no hook".into()))
+    );
+    let nodes = vec![Uid::new(), Uid::new()];
+    assert_eq!(roundtrip_response(ResponseOutBody::Nodes(&nodes)), ResponseBody::Nodes(nodes));
 }
 
 #[test]
