@@ -220,7 +220,10 @@ fn responses_roundtrip() {
         ResponseBody::Reply(Err("no hook".into()))
     );
     let nodes = vec![Uid::new(), Uid::new()];
-    assert_eq!(roundtrip_response(ResponseOutBody::Nodes(&nodes)), ResponseBody::Nodes(nodes));
+    assert_eq!(
+        roundtrip_response(ResponseOutBody::Nodes(&nodes)),
+        ResponseBody::Nodes(nodes)
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ use socketioxide_core::{
 };
 use socketioxide_nats_protocol::{
     ProtocolError,
-    message::{RequestOut, RequestOutBody, ResponseBody},
+    message::{RequestOut, RequestOutBody, ResponseBody, ResponseIn},
     subjects::NsSubjects,
 };
 use tokio::{task::AbortHandle, time::Instant};
@@ -252,7 +252,7 @@ impl<E> NatsAdapter<E> {
         Subject::from(self.subjects.reply(self.uid.as_str(), id.as_str()))
     }
 
-    /// Which nodes a request must hear from.
+    /// Which nodes an ack stream must hear from.
     fn expected(&self, target: Option<Uid>) -> HashSet<Sid> {
         match target {
             Some(node) => HashSet::from([*node]),
@@ -265,29 +265,65 @@ impl<E> NatsAdapter<E> {
         &self,
         body: RequestOutBody<'_>,
         target: Option<Uid>,
-    ) -> Result<Vec<socketioxide_nats_protocol::message::ResponseIn>, Error> {
+    ) -> Result<Vec<ResponseIn>, Error> {
+        let timeout = self.config.request_timeout;
+        let (responses, _silent) = self.request_with(body, target, timeout).await?;
+        Ok(responses)
+    }
+
+    /// [`request`](Self::request) with a chosen timeout, also returning the live
+    /// nodes that did not answer in time.
+    pub(crate) async fn request_with(
+        &self,
+        body: RequestOutBody<'_>,
+        target: Option<Uid>,
+        timeout: Duration,
+    ) -> Result<(Vec<ResponseIn>, Vec<Uid>), Error> {
         let id = Sid::new();
         // Registered before publishing so that no answer arrives unrouted.
         let pending = self.requests.register(id);
-        let expected = self.expected(target);
+        let nodes: Vec<Uid> = match target {
+            Some(node) => vec![node],
+            None => self.nodes.alive(),
+        };
+        if nodes.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let payload = RequestOut {
             origin: self.uid,
             id: Some(id),
             body,
         }
         .encode();
-        if expected.is_empty() && target.is_none() {
-            return Ok(Vec::new());
-        }
         self.publish(
             self.target_subject(target),
             Some(self.reply_subject(id)),
             payload,
         )
         .await?;
-        pending
-            .gather(expected, self.config.request_timeout, target)
+        let expected = nodes.iter().map(|uid| **uid).collect();
+        let (responses, silent) = pending.gather(expected, timeout, target).await?;
+        let silent = nodes
+            .into_iter()
+            .filter(|uid| silent.contains(&**uid))
+            .collect();
+        Ok((responses, silent))
+    }
+
+    /// Publish a request to every node without waiting for answers.
+    pub(crate) async fn publish_to_all(&self, body: RequestOutBody<'_>) -> Result<(), Error> {
+        let payload = RequestOut {
+            origin: self.uid,
+            id: None,
+            body,
+        }
+        .encode();
+        self.publish(self.broadcast_subject.clone(), None, payload)
             .await
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Publish a fire-and-forget request to every node, or a confirmed one to a
@@ -297,14 +333,7 @@ impl<E> NatsAdapter<E> {
             self.request(body, target).await?;
             return Ok(());
         }
-        let payload = RequestOut {
-            origin: self.uid,
-            id: None,
-            body,
-        }
-        .encode();
-        self.publish(self.broadcast_subject.clone(), None, payload)
-            .await
+        self.publish_to_all(body).await
     }
 }
 

@@ -81,6 +81,33 @@ pub enum Error {
     /// The adapter of this namespace was closed.
     #[error("the adapter is closed")]
     Closed,
+
+    /// [`NatsHandle`](crate::NatsHandle) was asked about a namespace this server
+    /// has not started (or has closed).
+    #[error("namespace {ns:?} is not started on this server: await io.ns({ns:?}, ..) first")]
+    NamespaceNotStarted {
+        /// The namespace asked for.
+        ns: String,
+    },
+
+    /// Data for a server-side event or custom request could not be encoded.
+    #[error("cannot encode the data as MessagePack: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+
+    /// Data of a server-side event, its ack or a custom request's answer could not
+    /// be decoded into the requested type.
+    #[error("cannot decode the MessagePack data into the requested type: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+
+    /// Another node answered a server-side event or custom request with an error
+    /// (no handler, no hook, or the hook failed).
+    #[error("node {node} answered with an error: {reason}")]
+    Remote {
+        /// The node that answered.
+        node: Uid,
+        /// What it said.
+        reason: String,
+    },
 }
 
 impl From<Error> for AdapterError {

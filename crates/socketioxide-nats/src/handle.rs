@@ -5,18 +5,54 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard, Weak},
+    time::Duration,
 };
 
+use async_nats::Subject;
+use bytes::Bytes;
+use futures_core::future::BoxFuture;
+use serde::{Serialize, de::DeserializeOwned};
 use socketioxide_core::{Uid, adapter::SocketEmitter};
+use socketioxide_nats_protocol::message::{
+    RequestOutBody, ResponseBody, ResponseOut, ResponseOutBody,
+};
 
-use crate::NatsAdapter;
+use crate::{
+    Error, NatsAdapter,
+    events::{self, CustomHook, CustomRequest, EventHandler, ServerEvent},
+};
+
+/// A server-to-server request: an acknowledged server event or a custom request.
+#[derive(Debug, Clone)]
+pub(crate) enum ServerRequest {
+    Event(String),
+    Custom,
+}
+
+/// The answers of the other nodes to a [`ServerRequest`], one per live node.
+pub(crate) type Answers = Vec<(Uid, Result<Bytes, Error>)>;
 
 /// What the handle can ask a running namespace adapter, whatever its emitter type.
 pub(crate) trait NamespaceView: Send + Sync {
     fn uid(&self) -> Uid;
     fn nodes(&self) -> Vec<Uid>;
     fn pending_requests(&self) -> usize;
+    fn request_timeout(&self) -> Duration;
+    /// Answer a request on its reply subject.
+    fn reply(
+        &self,
+        subject: Subject,
+        result: Result<Bytes, String>,
+    ) -> BoxFuture<'_, Result<(), Error>>;
+    fn server_emit<'a>(&'a self, event: &'a str, data: Bytes) -> BoxFuture<'a, Result<(), Error>>;
+    fn server_request(
+        &self,
+        req: ServerRequest,
+        data: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Answers, Error>>;
 }
 
 impl<E: SocketEmitter> NamespaceView for NatsAdapter<E> {
@@ -29,12 +65,82 @@ impl<E: SocketEmitter> NamespaceView for NatsAdapter<E> {
     fn pending_requests(&self) -> usize {
         self.requests.len()
     }
+    fn request_timeout(&self) -> Duration {
+        self.config().request_timeout
+    }
+    fn reply(
+        &self,
+        subject: Subject,
+        result: Result<Bytes, String>,
+    ) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let body = match &result {
+                Ok(data) => ResponseOutBody::Reply(Ok(data)),
+                Err(reason) => ResponseOutBody::Reply(Err(reason)),
+            };
+            let payload = ResponseOut {
+                origin: NatsAdapter::uid(self),
+                body,
+            }
+            .encode();
+            self.publish(subject, None, payload).await
+        })
+    }
+    fn server_emit<'a>(&'a self, event: &'a str, data: Bytes) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let body = RequestOutBody::ServerEvent { event, data: &data };
+            self.publish_to_all(body).await
+        })
+    }
+    fn server_request(
+        &self,
+        req: ServerRequest,
+        data: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Answers, Error>> {
+        Box::pin(async move {
+            let body = match &req {
+                ServerRequest::Event(event) => RequestOutBody::ServerEvent { event, data: &data },
+                ServerRequest::Custom => RequestOutBody::CustomRequest { data: &data },
+            };
+            let (responses, silent) = self.request_with(body, None, timeout).await?;
+            let mut answers: Answers = responses
+                .into_iter()
+                .filter_map(|res| match res.body {
+                    ResponseBody::Reply(Ok(data)) => Some((res.origin, Ok(data))),
+                    ResponseBody::Reply(Err(reason)) => Some((
+                        res.origin,
+                        Err(Error::Remote {
+                            node: res.origin,
+                            reason,
+                        }),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            answers.extend(
+                silent
+                    .into_iter()
+                    .map(|node| (node, Err(Error::Timeout { node, timeout }))),
+            );
+            Ok(answers)
+        })
+    }
 }
 
-/// The namespaces started from one constructor.
+/// The namespaces started from one constructor, and the handlers of server-side
+/// events and custom requests registered through its handle.
 #[derive(Default)]
 pub(crate) struct Registry {
     namespaces: Mutex<HashMap<String, Weak<dyn NamespaceView>>>,
+    handlers: Mutex<HashMap<(String, String), EventHandler>>,
+    hooks: Mutex<HashMap<String, CustomHook>>,
+}
+
+/// Every map of the registry is updated by single inserts and removes, so a
+/// poisoned lock still guards consistent data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for Registry {
@@ -44,17 +150,22 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<dyn NamespaceView>>> {
-        // Single inserts and removes only: a poisoned map is still consistent.
-        self.namespaces.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn insert(&self, ns: &str, adapter: Weak<dyn NamespaceView>) {
+        lock(&self.namespaces).insert(ns.to_owned(), adapter);
     }
 
-    pub(crate) fn insert(&self, ns: &str, adapter: Weak<dyn NamespaceView>) {
-        self.lock().insert(ns.to_owned(), adapter);
+    pub(crate) fn handler(&self, ns: &str, event: &str) -> Option<EventHandler> {
+        lock(&self.handlers)
+            .get(&(ns.to_owned(), event.to_owned()))
+            .cloned()
+    }
+
+    pub(crate) fn hook(&self, ns: &str) -> Option<CustomHook> {
+        lock(&self.hooks).get(ns).cloned()
     }
 
     pub(crate) fn remove(&self, ns: &str, uid: Uid) {
-        let mut map = self.lock();
+        let mut map = lock(&self.namespaces);
         let same = map
             .get(ns)
             .and_then(Weak::upgrade)
@@ -65,7 +176,12 @@ impl Registry {
     }
 
     fn get(&self, ns: &str) -> Option<Arc<dyn NamespaceView>> {
-        self.lock().get(ns).and_then(Weak::upgrade)
+        lock(&self.namespaces).get(ns).and_then(Weak::upgrade)
+    }
+
+    fn started(&self, ns: &str) -> Result<Arc<dyn NamespaceView>, Error> {
+        self.get(ns)
+            .ok_or_else(|| Error::NamespaceNotStarted { ns: ns.to_owned() })
     }
 }
 
@@ -120,4 +236,126 @@ impl NatsHandle {
     pub fn pending_requests(&self, ns: &str) -> Option<usize> {
         self.registry.get(ns).map(|a| a.pending_requests())
     }
+
+    /// Register the handler of the server-side event `event` of namespace `ns`
+    /// (it replaces an earlier one). Events sent by this server never reach it.
+    ///
+    /// ```no_run
+    /// # fn doc(handle: socketioxide_nats::NatsHandle) {
+    /// handle.on_server_event("/", "cache:invalidate", async |ev| {
+    ///     let key: String = ev.data().unwrap_or_default();
+    ///     println!("{} asks to drop {key}", ev.origin());
+    ///     let _ = ev.ack(&"dropped").await; // only sent if the sender waits for it
+    /// });
+    /// # }
+    /// ```
+    pub fn on_server_event<F, Fut>(&self, ns: &str, event: &str, handler: F)
+    where
+        F: Fn(ServerEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        lock(&self.registry.handlers)
+            .insert((ns.to_owned(), event.to_owned()), events::handler(handler));
+    }
+
+    /// Emit a server-side event to every other server of namespace `ns` (never to
+    /// this one). `data` is any serializable value.
+    pub async fn emit_server<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        event: &str,
+        data: &T,
+    ) -> Result<(), Error> {
+        let view = self.registry.started(ns)?;
+        view.server_emit(event, events::encode(data)?).await
+    }
+
+    /// Emit a server-side event to every other server of namespace `ns` and collect
+    /// one answer per server: its handler's ack, or an error (no handler, a handler
+    /// that did not ack, a server silent past `timeout` (default: the request
+    /// timeout)). Ends as soon as every live server has answered.
+    pub async fn emit_server_with_ack<T, R>(
+        &self,
+        ns: &str,
+        event: &str,
+        data: &T,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<(Uid, Result<R, Error>)>, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let view = self.registry.started(ns)?;
+        let timeout = timeout.unwrap_or_else(|| view.request_timeout());
+        let req = ServerRequest::Event(event.to_owned());
+        let answers = view
+            .server_request(req, events::encode(data)?, timeout)
+            .await?;
+        Ok(decode_answers(answers))
+    }
+
+    /// Set the custom hook of namespace `ns` (the seeds' `customHook`): it answers
+    /// every [`custom_request`](Self::custom_request), including this server's own.
+    ///
+    /// ```no_run
+    /// # fn doc(handle: socketioxide_nats::NatsHandle) {
+    /// handle.set_custom_hook("/", async |req| {
+    ///     let name: String = req.data().map_err(|e| e.to_string())?;
+    ///     Ok(format!("hello {name}"))
+    /// });
+    /// # }
+    /// ```
+    pub fn set_custom_hook<F, Fut, R>(&self, ns: &str, hook: F)
+    where
+        F: Fn(CustomRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, String>> + Send + 'static,
+        R: Serialize,
+    {
+        lock(&self.registry.hooks).insert(ns.to_owned(), events::hook(hook));
+    }
+
+    /// Send a custom request (the seeds' `customRequest`) to every server of
+    /// namespace `ns`, this one included: each answers through its custom hook, and
+    /// the result holds one answer per server. Ends as soon as every live server
+    /// has answered, or after the request timeout for the silent ones.
+    pub async fn custom_request<T, R>(
+        &self,
+        ns: &str,
+        data: &T,
+    ) -> Result<Vec<(Uid, Result<R, Error>)>, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let view = self.registry.started(ns)?;
+        let data = events::encode(data)?;
+        let me = view.uid();
+        let local = async {
+            match self.registry.hook(ns) {
+                Some(hook) => hook(CustomRequest {
+                    origin: me,
+                    data: data.clone(),
+                })
+                .await
+                .map_err(|reason| Error::Remote { node: me, reason }),
+                None => Err(Error::Remote {
+                    node: me,
+                    reason: "no custom hook is set on this node".into(),
+                }),
+            }
+        };
+        let remote =
+            view.server_request(ServerRequest::Custom, data.clone(), view.request_timeout());
+        let (local, remote) = tokio::join!(local, remote);
+        let mut answers = vec![(me, local)];
+        answers.extend(remote?);
+        Ok(decode_answers(answers))
+    }
+}
+
+fn decode_answers<R: DeserializeOwned>(answers: Answers) -> Vec<(Uid, Result<R, Error>)> {
+    answers
+        .into_iter()
+        .map(|(node, res)| (node, res.and_then(|data| events::decode(&data))))
+        .collect()
 }

@@ -14,7 +14,7 @@ use async_nats::{Message, Subject, Subscriber, connection::State};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use socketioxide_core::{
-    Sid,
+    Sid, Uid,
     adapter::{RemoteSocketData, Room, SocketEmitter},
 };
 use socketioxide_nats_protocol::{
@@ -25,7 +25,9 @@ use socketioxide_nats_protocol::{
     },
 };
 
-use crate::{Error, NatsAdapter};
+use crate::{
+    CustomRequest, Error, NatsAdapter, ServerEvent, events::Replier, handle::NamespaceView,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -184,6 +186,22 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                     self.requests.node_left(origin);
                 }
             }
+            RequestBody::Discover => {
+                // Discovery does not make the asker a node: emitters use it.
+                if let Some(reply) = reply {
+                    let nodes = self.nodes.alive();
+                    let res = self.response(ResponseOutBody::Nodes(&nodes));
+                    self.spawn_publish(reply, res);
+                }
+            }
+            RequestBody::ServerEvent { event, data } => {
+                self.nodes.touch(origin);
+                self.on_server_event(origin, event, data, reply);
+            }
+            RequestBody::CustomRequest { data } => {
+                self.nodes.touch(origin);
+                self.on_custom_request(origin, data, reply);
+            }
             body => {
                 self.nodes.touch(origin);
                 self.apply(body, reply);
@@ -244,6 +262,54 @@ impl<E: SocketEmitter> NatsAdapter<E> {
             // Heartbeats are handled by `dispatch`; other types are newer than this node.
             _ => {}
         }
+    }
+
+    fn on_server_event(
+        self: &Arc<Self>,
+        origin: Uid,
+        event: String,
+        data: Bytes,
+        reply: Option<Subject>,
+    ) {
+        let ns = self.get_local_adapter().path().to_string();
+        let Some(handler) = self.registry().handler(&ns, &event) else {
+            tracing::debug!(%ns, %event, node = %origin, "server event without a handler on this node");
+            if let Some(reply) = reply {
+                let reason = format!("no handler for server event {event:?} on this node");
+                let res = self.response(ResponseOutBody::Reply(Err(&reason)));
+                self.spawn_publish(reply, res);
+            }
+            return;
+        };
+        let view: Arc<dyn NamespaceView> = self.clone();
+        let reply = reply.map(|subject| Replier { view, subject });
+        tokio::spawn(handler(ServerEvent {
+            origin,
+            event,
+            data,
+            reply,
+        }));
+    }
+
+    fn on_custom_request(self: &Arc<Self>, origin: Uid, data: Bytes, reply: Option<Subject>) {
+        let Some(reply) = reply else { return };
+        let ns = self.get_local_adapter().path().to_string();
+        let hook = self.registry().hook(&ns);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = match hook {
+                Some(hook) => hook(CustomRequest { origin, data }).await,
+                None => Err("no custom hook is set on this node".to_owned()),
+            };
+            let body = match &result {
+                Ok(data) => ResponseOutBody::Reply(Ok(data)),
+                Err(reason) => ResponseOutBody::Reply(Err(reason)),
+            };
+            let res = this.response(body);
+            if let Err(error) = this.publish(reply.clone(), None, res).await {
+                tracing::warn!(subject = %reply, %error, "cannot answer a custom request");
+            }
+        });
     }
 
     fn get_local_adapter(&self) -> &socketioxide_core::adapter::CoreLocalAdapter<E> {

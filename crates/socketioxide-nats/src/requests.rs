@@ -126,7 +126,8 @@ impl Pending {
     }
 
     /// Collect one response from each node in `expected`, ending as soon as every
-    /// one of them has answered or left, or at `timeout`.
+    /// one of them has answered or left, or at `timeout`. Returns the responses
+    /// and the nodes that stayed silent.
     ///
     /// With `target` set, the request went to that single node: "no responders"
     /// from NATS means it is gone, and silence means it timed out; both are errors.
@@ -135,17 +136,20 @@ impl Pending {
         mut expected: HashSet<Sid>,
         timeout: Duration,
         target: Option<Uid>,
-    ) -> Result<Vec<ResponseIn>, Error> {
+    ) -> Result<(Vec<ResponseIn>, HashSet<Sid>), Error> {
         let deadline = Instant::now() + timeout;
         let mut responses = Vec::with_capacity(expected.len());
         while !expected.is_empty() {
             match self.recv_until(deadline).await {
                 Ok(Event::Reply(msg)) if is_no_responders(&msg) => {
-                    return Err(match target {
-                        Some(node) => Error::NodeGone { node },
+                    match target {
+                        Some(node) => return Err(Error::NodeGone { node }),
                         // Nobody listens on the broadcast subject: no other node exists.
-                        None => break,
-                    });
+                        None => {
+                            expected.clear();
+                            break;
+                        }
+                    }
                 }
                 Ok(Event::Reply(msg)) => match decode_response(msg.payload) {
                     Ok(res) => {
@@ -183,7 +187,7 @@ impl Pending {
                 }
             }
         }
-        Ok(responses)
+        Ok((responses, expected))
     }
 }
 
