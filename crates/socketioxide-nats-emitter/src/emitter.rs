@@ -335,16 +335,17 @@ impl Operators {
             .await
     }
 
+    /// A request every server answers once.
+    async fn ask(&self, body: RequestOutBody<'_>) -> Result<request::Collected, EmitError> {
+        let timeout = self.config().request_timeout;
+        request::request(self.target(), Some(body), Expect::One, timeout).await
+    }
+
     /// The selected sockets of every server.
     pub async fn fetch_sockets(&self) -> Result<Vec<SocketInfo>, EmitError> {
-        let body = RequestOutBody::FetchSockets { opts: &self.opts };
-        let collected = request::request(
-            self.target(),
-            Some(body),
-            Expect::One,
-            self.config().request_timeout,
-        )
-        .await?;
+        let collected = self
+            .ask(RequestOutBody::FetchSockets { opts: &self.opts })
+            .await?;
         let mut sockets = Vec::new();
         for res in collected.responses {
             if let ResponseBody::Sockets(list) = res.body {
@@ -360,14 +361,9 @@ impl Operators {
 
     /// The rooms of the selected sockets of every server, sorted.
     pub async fn rooms(&self) -> Result<Vec<String>, EmitError> {
-        let body = RequestOutBody::AllRooms { opts: &self.opts };
-        let collected = request::request(
-            self.target(),
-            Some(body),
-            Expect::One,
-            self.config().request_timeout,
-        )
-        .await?;
+        let collected = self
+            .ask(RequestOutBody::AllRooms { opts: &self.opts })
+            .await?;
         Ok(request::rooms(collected.responses))
     }
 
