@@ -117,6 +117,45 @@ pub fn token(name: &str) -> String {
     out
 }
 
+/// Decode a token made by [`token`] back into the name, for display. Hashed
+/// tokens (names too long to encode) and strings [`token`] cannot produce give
+/// `None`.
+///
+/// ```
+/// use socketioxide_nats_protocol::subjects::{token, untoken};
+/// assert_eq!(untoken(&token("/chat.v2")).as_deref(), Some("/chat.v2"));
+/// assert_eq!(untoken("_").as_deref(), Some(""));
+/// assert_eq!(untoken(&token(&"x".repeat(500))), None);
+/// ```
+pub fn untoken(tok: &str) -> Option<String> {
+    if tok == "_" {
+        return Some(String::new());
+    }
+    let b = tok.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'_' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let digit = |c: u8| match c {
+                    b'0'..=b'9' => Some(c - b'0'),
+                    b'A'..=b'F' => Some(c - b'A' + 10),
+                    _ => None,
+                };
+                out.push(digit(hex[0])? << 4 | digit(hex[1])?);
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'-' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn hashed_token(name: &str) -> String {
     let digest = Sha256::digest(name.as_bytes());
     let mut out = String::with_capacity(66);
@@ -255,6 +294,15 @@ mod tests {
             assert!(is_single_safe_token(&t), "{n:?} -> {t:?}");
             assert!(seen.insert(t), "collision for {n:?}");
         }
+    }
+
+    #[test]
+    fn untoken_inverts_token() {
+        for n in ["", "/", "*", "a.b", "_5F", "😀 x", "$SYS.>", "/chat.v2"] {
+            assert_eq!(untoken(&token(n)).as_deref(), Some(n));
+        }
+        assert_eq!(untoken("_zz"), None);
+        assert_eq!(untoken("a.b"), None);
     }
 
     #[test]
