@@ -297,6 +297,15 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_of_protocol_md() {
+        assert_eq!(token("/"), "_2F");
+        assert_eq!(token("/chat"), "_2Fchat");
+        assert_eq!(token("/chat.v2"), "_2Fchat_2Ev2");
+        assert_eq!(token("/*"), "_2F_2A");
+        assert_eq!(token("/😀"), "_2F_F0_9F_98_80");
+    }
+
+    #[test]
     fn untoken_inverts_token() {
         for n in ["", "/", "*", "a.b", "_5F", "😀 x", "$SYS.>", "/chat.v2"] {
             assert_eq!(untoken(&token(n)).as_deref(), Some(n));
