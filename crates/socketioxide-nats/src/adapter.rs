@@ -302,7 +302,9 @@ impl<E> NatsAdapter<E> {
         )
         .await?;
         let expected = nodes.iter().map(|uid| **uid).collect();
-        let (responses, silent) = pending.gather(expected, timeout, target).await?;
+        let (responses, silent) = pending
+            .gather(expected, timeout, target, &self.client)
+            .await?;
         let silent = nodes
             .into_iter()
             .filter(|uid| silent.contains(&**uid))
@@ -527,7 +529,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         let deadline = Instant::now()
             + self.config.request_timeout
             + timeout.unwrap_or_else(|| self.local.ack_timeout());
-        let mut remote = RemoteAcks::new(pending, expected, deadline);
+        let mut remote = RemoteAcks::new(pending, expected, deadline, self.client.clone());
         let published = if remote.is_done() {
             Ok(())
         } else {

@@ -78,6 +78,14 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The NATS connection dropped while a request waited for answers: answers
+    /// sent meanwhile are lost (NATS core delivers at most once), so the request
+    /// ends at once instead of returning a partial result.
+    #[error(
+        "the NATS connection was lost while waiting for the other nodes' answers; retry when it is back (the client reconnects by itself)"
+    )]
+    ConnectionLost,
+
     /// The adapter of this namespace was closed.
     #[error("the adapter is closed")]
     Closed,

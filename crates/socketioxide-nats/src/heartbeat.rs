@@ -84,15 +84,20 @@ async fn run<E: SocketEmitter>(adapter: Weak<NatsAdapter<E>>) {
                 if a.is_closed() {
                     return;
                 }
-                for node in a.nodes.prune() {
-                    tracing::warn!(ns = %a.subjects().base(), %node, ?timeout, "node timed out: nothing heard from it");
-                    a.requests.node_left(node);
-                }
                 let state = a.client().connection_state();
+                // While this node is cut off, the others' silence says nothing
+                // about them: only prune with a working connection.
+                if state == State::Connected {
+                    for node in a.nodes.prune() {
+                        tracing::warn!(ns = %a.subjects().base(), %node, ?timeout, "node timed out: nothing heard from it");
+                        a.requests.node_left(node);
+                    }
+                }
                 if state != last_state {
                     match state {
                         State::Connected => {
                             tracing::info!(ns = %a.subjects().base(), "NATS connection restored");
+                            a.nodes.refresh_all();
                             // Other nodes may have timed this one out meanwhile.
                             send(&a, RequestOutBody::Hello).await;
                         }

@@ -63,19 +63,15 @@
 //! </div>
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use socketioxide_nats::async_nats::ConnectOptions;
+//! use socketioxide_nats::ConnectionMonitor;
 //!
 //! # async fn doc_main() -> Result<(), Box<dyn std::error::Error>> {
-//! // The recommended settings: a dead or frozen server is detected in about
-//! // 3 × ping_interval instead of the 3-minute default, and a reconnection
-//! // does not hang on an unresponsive server.
-//! let recommended = || {
-//!     ConnectOptions::new()
-//!         .ping_interval(Duration::from_secs(3))
-//!         .connection_timeout(Duration::from_secs(2))
-//!         .name("socket.io node 1")
-//! };
+//! // The recommended settings (ping every 2 s, 2 s connection timeout): a dead or
+//! // frozen server is left within about 10 s instead of async-nats's 3-minute
+//! // default. The monitor logs and counts what the client reports (disconnects,
+//! // slow consumers, permission errors); keep a clone to read its stats.
+//! let monitor = ConnectionMonitor::new();
+//! let recommended = || monitor.recommended_options().name("socket.io node 1");
 //!
 //! // A NATS cluster: list several servers; the client fails over between them.
 //! let client = recommended()
@@ -108,8 +104,9 @@
 //! ```
 //!
 //! Errors of the client itself (connection lost, slow consumer, permissions) are
-//! reported through [`ConnectOptions::event_callback`](async_nats::ConnectOptions::event_callback);
-//! the adapter also logs connection changes it notices.
+//! reported only through [`ConnectOptions::event_callback`](async_nats::ConnectOptions::event_callback):
+//! [`ConnectionMonitor`] is such a callback, which logs them and counts them in
+//! [`ConnectionStats`]. The adapter also logs connection changes it notices.
 //!
 //! ## Configuration
 //!
@@ -202,6 +199,7 @@ mod error;
 mod events;
 mod handle;
 mod heartbeat;
+mod monitor;
 mod nodes;
 mod recv;
 mod requests;
@@ -213,3 +211,6 @@ pub use config::NatsAdapterConfig;
 pub use error::Error;
 pub use events::{CustomRequest, ServerEvent};
 pub use handle::NatsHandle;
+pub use monitor::{
+    ConnectionMonitor, ConnectionStats, RECOMMENDED_CONNECTION_TIMEOUT, RECOMMENDED_PING_INTERVAL,
+};

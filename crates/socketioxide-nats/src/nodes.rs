@@ -76,6 +76,15 @@ impl Nodes {
             .collect()
     }
 
+    /// Count every known node as just heard from: after this node's own NATS
+    /// connection was down, their silence meant nothing.
+    pub(crate) fn refresh_all(&self) {
+        let now = Instant::now();
+        for (_, seen) in self.lock().values_mut() {
+            *seen = now;
+        }
+    }
+
     pub(crate) fn forget_all(&self) {
         self.lock().clear();
     }

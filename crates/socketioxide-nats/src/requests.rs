@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use async_nats::{Message, StatusCode};
+use async_nats::{Client, Message, StatusCode, connection::State};
 use socketioxide_core::{Sid, Uid};
 use socketioxide_nats_protocol::message::{ResponseIn, decode_response};
 use tokio::{sync::mpsc, time::Instant};
@@ -29,6 +29,9 @@ pub(crate) enum Event {
 }
 
 type Handlers = HashMap<Sid, mpsc::Sender<Event>>;
+
+/// How often a waiting request checks that the NATS connection is still up.
+pub(crate) const CONNECTION_CHECK: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub(crate) struct Requests {
@@ -131,16 +134,35 @@ impl Pending {
     ///
     /// With `target` set, the request went to that single node: "no responders"
     /// from NATS means it is gone, and silence means it timed out; both are errors.
+    ///
+    /// If `client` loses its connection meanwhile, the request fails with
+    /// [`Error::ConnectionLost`]: the silent nodes are not gone, their answers
+    /// are, and a partial answer would look complete.
     pub(crate) async fn gather(
         mut self,
         mut expected: HashSet<Sid>,
         timeout: Duration,
         target: Option<Uid>,
+        client: &Client,
     ) -> Result<(Vec<ResponseIn>, HashSet<Sid>), Error> {
         let deadline = Instant::now() + timeout;
         let mut responses = Vec::with_capacity(expected.len());
+        // The client has no way to await a state change: poll it while waiting.
+        let mut check = tokio::time::interval(CONNECTION_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !expected.is_empty() {
-            match self.recv_until(deadline).await {
+            let event = tokio::select! {
+                biased;
+                event = self.recv_until(deadline) => event,
+                _ = check.tick() => {
+                    if client.connection_state() != State::Connected {
+                        tracing::warn!(req_id = %self.id, "NATS connection lost during a request");
+                        return Err(Error::ConnectionLost);
+                    }
+                    continue;
+                }
+            };
+            match event {
                 Ok(Event::Reply(msg)) if is_no_responders(&msg) => {
                     match target {
                         Some(node) => return Err(Error::NodeGone { node }),
