@@ -33,17 +33,19 @@ function e2eNodeBin() {
 /** Start a nats-server on a free port (read back from its ports file). */
 export async function startNats() {
   const dir = mkdtempSync(join(tmpdir(), "e2e-nats-"));
-  const proc = spawn(natsServerBin(), ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir, "-l", join(dir, "log")], {
-    stdio: "ignore",
-  });
+  const args = ["-a", "127.0.0.1", "-p", "-1", "-m", "-1", "--ports_file_dir", dir, "-l", join(dir, "log")];
+  const proc = spawn(natsServerBin(), args, { stdio: "ignore" });
   const deadline = Date.now() + 10_000;
   for (;;) {
     const file = readdirSync(dir).find((f) => f.endsWith(".ports"));
     if (file) {
       try {
-        const url = JSON.parse(readFileSync(join(dir, file), "utf8")).nats[0];
+        const ports = JSON.parse(readFileSync(join(dir, file), "utf8"));
+        const url = ports.nats[0];
         return {
           url,
+          /** The HTTP monitoring endpoint, e.g. `${monitorUrl}/connz?subs=1`. */
+          monitorUrl: ports.monitoring[0],
           stop() {
             proc.kill("SIGKILL");
             rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,8 @@
 #   - the demo page's socket.io-client (examples/chat-cluster/web, npm ci);
 #   - with `all` (the default): the JavaScript test clients (e2e/, npm ci) and
 #     Debian's Chromium for the browser test (apt-get; CHROMIUM_BIN overrides).
-# Usage: bash scripts/setup.sh [all|demo]
+#   - with `e2e`: the JavaScript test clients only (for scripts/soak.sh).
+# Usage: bash scripts/setup.sh [all|demo|e2e]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-all}"
@@ -32,8 +33,11 @@ npm_ci() {
 
 npm_ci examples/chat-cluster/web
 
-if [[ "$mode" == "all" ]]; then
+if [[ "$mode" == "all" || "$mode" == "e2e" ]]; then
   npm_ci e2e
+fi
+
+if [[ "$mode" == "all" ]]; then
   chromium="${CHROMIUM_BIN:-/usr/bin/chromium}"
   if [[ ! -x "$chromium" ]]; then
     echo "setup: installing Debian's chromium for the browser test"

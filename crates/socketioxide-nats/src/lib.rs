@@ -183,8 +183,39 @@
 //! MessagePack `bin`. The wire format lives in the
 //! [`socketioxide-nats-protocol`](socketioxide_nats_protocol) crate.
 //!
-//! An application needs NATS permission to publish and subscribe on `{prefix}.>`
-//! only, so apps sharing a NATS server can be isolated by prefix.
+//! ## Permissions: isolating apps on a shared NATS
+//!
+//! The adapter publishes and subscribes under `{prefix}.>` and nowhere else: its
+//! requests carry their own reply subjects under the prefix, so it needs no
+//! `_INBOX` permission. An operator confines an app to its prefix with:
+//!
+//! ```text
+//! authorization {
+//!   users: [
+//!     { user: chat, password: "...",
+//!       permissions: { publish: ["chat.>"], subscribe: ["chat.>"] } }
+//!   ]
+//! }
+//! ```
+//!
+//! (the same `pub`/`sub` allow lists in a user JWT for decentralized auth). A node
+//! of another app, or one configured with a prefix its user may not use, sees
+//! nothing: the server refuses its subscriptions and publishes, which
+//! [`ConnectionMonitor`] reports as authorization errors.
+//!
+//! ## Faults
+//!
+//! Measured by the crate's tests over real nats-server processes:
+//!
+//! * the server a node is connected to dies while traffic flows: the node fails
+//!   over to another server of the cluster in about 10 ms and loses only the few
+//!   messages in flight (4–5 of 1 500 at 500 msg/s);
+//! * a frozen server (SIGSTOP: the TCP connection stays open) is left after about
+//!   8 s with [`ConnectionMonitor::recommended_options`] (about 3 minutes with
+//!   async-nats's defaults); emits meanwhile return within the publish timeout;
+//! * a request waiting for answers when this node's connection drops fails with
+//!   [`Error::ConnectionLost`] instead of returning what it had; an ack stream
+//!   ends with the acks received so far.
 //!
 //! ## Tracing
 //!

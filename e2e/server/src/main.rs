@@ -19,7 +19,9 @@ use socketioxide::{
     operators::BroadcastOperators,
     socket::Sid,
 };
-use socketioxide_nats::{NatsAdapter, NatsAdapterConfig, NatsAdapterCtr, NatsHandle, async_nats};
+use socketioxide_nats::{
+    ConnectionMonitor, NatsAdapter, NatsAdapterConfig, NatsAdapterCtr, NatsHandle,
+};
 
 type Op = serde_json::Map<String, Value>;
 
@@ -87,6 +89,7 @@ async fn perform<A: Adapter>(
     io: SocketIo<A>,
     s: SocketRef<A>,
     handle: NatsHandle,
+    monitor: ConnectionMonitor,
     op: Op,
 ) -> Result<Value, String>
 where
@@ -172,6 +175,8 @@ where
                 "serverId": handle.server_id(ns).map(|u| u.to_string()),
                 "serverCount": handle.server_count(ns),
                 "pendingRequests": handle.pending_requests(ns),
+                "slowConsumers": monitor.stats().slow_consumers,
+                "disconnects": monitor.stats().disconnects,
             }))
         }
         "remote" => remote(io, &op, event, data).await,
@@ -268,9 +273,10 @@ where
         async |s: SocketRef<A>,
                io: SocketIo<A>,
                State(handle): State<NatsHandle>,
+               State(monitor): State<ConnectionMonitor>,
                Data(op): Data<Op>,
                ack: AckSender<A>| {
-            let res = match perform(io, s, handle, op).await {
+            let res = match perform(io, s, handle, monitor, op).await {
                 Ok(v) => json!({ "ok": v }),
                 Err(e) => json!({ "error": e }),
             };
@@ -293,9 +299,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::to_owned)
         .collect();
-    let client = async_nats::ConnectOptions::new()
-        .ping_interval(Duration::from_secs(2))
-        .connection_timeout(Duration::from_secs(2))
+    // Bound first, so the NATS connection can be named after the real port
+    // (the soak test finds each node's subscriptions by that name).
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let port = listener.local_addr()?.port();
+    let monitor = ConnectionMonitor::new();
+    let client = monitor
+        .recommended_options()
         .name(format!("e2e-node:{port}"))
         .connect(urls)
         .await?;
@@ -312,6 +322,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (layer, io) = builder
         .ack_timeout(Duration::from_millis(1000))
         .with_state(handle)
+        .with_state(monitor)
         .with_adapter::<NatsAdapter<_>>(ctr)
         .build_layer();
     io.ns("/", on_connect).await?;
@@ -320,12 +331,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/health", axum::routing::get(|| async { "ok" }))
         .layer(layer);
     // PORT=0 picks a free port; the suite reads it from this line.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let port = listener.local_addr()?.port();
     println!("e2e-node listening on 127.0.0.1:{port}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            // Disconnects every socket and closes the namespaces, so the other
+            // nodes are told this one leaves instead of timing it out.
+            io.close().await;
         })
         .await?;
     Ok(())
