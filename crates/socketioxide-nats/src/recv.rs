@@ -130,20 +130,20 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         // (several nodes may share one NATS connection, so no_echo cannot be used)
         // without decoding it.
         let me = self.uid();
-        if msg.subject.rsplit('.').next() == Some(me.as_str()) {
+        if is_last_token(&msg.subject, me.as_str()) {
             return;
         }
-        let subject = msg.subject.clone();
+        // Only the payload moves into the decoder: the subject stays for the logs.
         match decode_request(msg.payload) {
             Ok(req) if req.origin == me => {
-                tracing::warn!(%subject, "request claiming to come from this node dropped");
+                tracing::warn!(subject = %msg.subject, "request claiming to come from this node dropped");
             }
             Ok(req) => self.dispatch(req, msg.reply),
             Err(error @ ProtocolError::UnknownKind { .. }) => {
-                tracing::debug!(%subject, %error, "request of an unknown type dropped");
+                tracing::debug!(subject = %msg.subject, %error, "request of an unknown type dropped");
             }
             Err(error) => {
-                tracing::warn!(%subject, %error, "malformed request dropped");
+                tracing::warn!(subject = %msg.subject, %error, "malformed request dropped");
             }
         }
     }
@@ -378,4 +378,25 @@ impl<E: SocketEmitter> NatsAdapter<E> {
 
 fn count(sids: Vec<socketioxide_core::Sid>) -> u32 {
     u32::try_from(sids.len()).unwrap_or(u32::MAX)
+}
+
+/// Whether `token` is the last token of `subject`; a suffix comparison instead
+/// of splitting, as it runs for every message received.
+fn is_last_token(subject: &str, token: &str) -> bool {
+    subject
+        .strip_suffix(token)
+        .is_some_and(|rest| rest.ends_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_last_token;
+
+    #[test]
+    fn last_token() {
+        assert!(is_last_token("p.ns.b.abc", "abc"));
+        assert!(!is_last_token("p.ns.b.xabc", "abc"));
+        assert!(!is_last_token("abc", "abc"));
+        assert!(!is_last_token("p.ns.b.abc.d", "abc"));
+    }
 }
