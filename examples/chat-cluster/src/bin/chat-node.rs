@@ -25,7 +25,9 @@ use socketioxide::{
     extract::{AckSender, Data, Extension, SocketRef, State},
     socket::DisconnectReason,
 };
-use socketioxide_nats::{NatsAdapter, NatsAdapterConfig, NatsAdapterCtr, NatsHandle, async_nats};
+use socketioxide_nats::{
+    ConnectionMonitor, NatsAdapter, NatsAdapterConfig, NatsAdapterCtr, NatsHandle,
+};
 
 /// What every handler needs to know about this node.
 #[derive(Clone)]
@@ -245,10 +247,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
 
-    let client = async_nats::ConnectOptions::new()
+    // Logs disconnects, slow consumers and permission errors as they happen.
+    let client = ConnectionMonitor::new()
+        .recommended_options()
         .name(format!("chat {name}"))
-        .ping_interval(Duration::from_secs(3))
-        .connection_timeout(Duration::from_secs(2))
         .connect(nats_urls.clone())
         .await
         .map_err(|e| format!("cannot connect to NATS at {}: {e}", nats_urls.join(",")))?;
