@@ -57,7 +57,8 @@ pub const RECOMMENDED_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// A *slow consumer* is a subscription whose buffer
 /// ([`ConnectOptions::subscription_capacity`], 65 536 messages by default) was full
 /// when a message arrived, because the node could not keep up: that message was
-/// dropped. The monitor logs it at `warn` level and counts it.
+/// dropped. The monitor counts every drop and logs them at `warn` level, at most
+/// one line per second so that an overloaded node is not slowed down further.
 #[derive(Clone, Default)]
 pub struct ConnectionMonitor {
     inner: Arc<Inner>,
