@@ -1,0 +1,164 @@
+//! Arbitrary bytes into both decoders.
+//!
+//! A node decodes whatever any publisher on a shared NATS server sends, so decoding
+//! must never panic, hang or allocate more than the input justifies (scripts/fuzz.sh
+//! caps memory and time per input). Whatever is accepted must also mean exactly one
+//! thing: re-encoding it and decoding again gives the same message, otherwise a
+//! message relayed or answered by a node could change on the way.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use socketioxide_core::{Str, Value, packet::PacketData};
+use socketioxide_nats_protocol::message::{
+    RequestBody, RequestIn, RequestOut, RequestOutBody, ResponseBody, ResponseIn, ResponseOut,
+    ResponseOutBody, decode_request, decode_response,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let input = Bytes::copy_from_slice(data);
+    // Both decoders see every input: the same bytes can arrive on a request or a
+    // reply subject, and the kinds overlap numerically.
+    if let Ok(req) = decode_request(input.clone()) {
+        check_request(&input, &req);
+    }
+    if let Ok(resp) = decode_response(input.clone()) {
+        check_response(&input, &resp);
+    }
+});
+
+fn check_request(input: &Bytes, req: &RequestIn) {
+    let encoded = request_out(req).encode();
+    let again = decode_request(encoded.clone()).expect("a re-encoded request decodes");
+    assert_eq!(&again, req, "request changed through encode/decode");
+    // The encoder is canonical: a second round must not change a single byte.
+    assert_eq!(request_out(&again).encode(), encoded);
+
+    match &req.body {
+        RequestBody::Broadcast { packet, .. } | RequestBody::BroadcastWithAck { packet, .. } => {
+            check_str(&packet.ns);
+            if let PacketData::Connect(Some(v))
+            | PacketData::Event(v, _)
+            | PacketData::EventAck(v, _)
+            | PacketData::BinaryEvent(v, _)
+            | PacketData::BinaryAck(v, _) = &packet.inner
+            {
+                check_value(input, v);
+            }
+        }
+        RequestBody::ServerEvent { data, .. } | RequestBody::CustomRequest { data } => {
+            check_sliced(input, data)
+        }
+        _ => {}
+    }
+}
+
+fn check_response(input: &Bytes, resp: &ResponseIn) {
+    let encoded = response_out(resp).encode();
+    let again = decode_response(encoded.clone()).expect("a re-encoded response decodes");
+    assert_eq!(&again, resp, "response changed through encode/decode");
+    assert_eq!(response_out(&again).encode(), encoded);
+
+    match &resp.body {
+        ResponseBody::Ack { result: Ok(v), .. } => check_value(input, v),
+        ResponseBody::Ack { result: Err(b), .. } | ResponseBody::Reply(Ok(b)) => {
+            check_sliced(input, b)
+        }
+        _ => {}
+    }
+}
+
+/// Payload texts and namespaces are built with `Str::from_bytes_unchecked`, whose
+/// safety rests on the reader having validated them: check that claim directly.
+fn check_str(s: &Str) {
+    assert!(
+        std::str::from_utf8(s.as_bytes()).is_ok(),
+        "Str is not UTF-8"
+    );
+}
+
+fn check_value(input: &Bytes, v: &Value) {
+    match v {
+        Value::Str(text, bins) => {
+            check_str(text);
+            for b in bins.iter().flatten() {
+                check_sliced(input, b);
+            }
+        }
+        Value::Bytes(b) => check_sliced(input, b),
+    }
+}
+
+/// Binary payloads are documented to be slices of the received buffer, not copies
+/// (they can be megabytes). Empty slices are exempt: `Bytes` does not keep a
+/// pointer for them.
+fn check_sliced(input: &Bytes, b: &Bytes) {
+    if b.is_empty() {
+        return;
+    }
+    let range = input.as_ptr_range();
+    let start = b.as_ptr();
+    assert!(
+        range.start <= start && start.wrapping_add(b.len()) <= range.end,
+        "binary payload was copied instead of sliced"
+    );
+}
+
+/// The encoder's borrowed view of a decoded request: every field is available, so
+/// a decoded message can always be sent again.
+fn request_out(req: &RequestIn) -> RequestOut<'_> {
+    use RequestBody as B;
+    use RequestOutBody as O;
+    let body = match &req.body {
+        B::Broadcast { opts, packet } => O::Broadcast { opts, packet },
+        B::BroadcastWithAck {
+            opts,
+            packet,
+            ack_timeout,
+        } => O::BroadcastWithAck {
+            opts,
+            packet,
+            ack_timeout: *ack_timeout,
+        },
+        B::DisconnectSockets { opts } => O::DisconnectSockets { opts },
+        B::AllRooms { opts } => O::AllRooms { opts },
+        B::AddSockets { opts, rooms } => O::AddSockets { opts, rooms },
+        B::DelSockets { opts, rooms } => O::DelSockets { opts, rooms },
+        B::FetchSockets { opts } => O::FetchSockets { opts },
+        B::Heartbeat => O::Heartbeat,
+        B::Hello => O::Hello,
+        B::Goodbye => O::Goodbye,
+        B::Discover => O::Discover,
+        B::ServerEvent { event, data } => O::ServerEvent { event, data },
+        B::CustomRequest { data } => O::CustomRequest { data },
+        // Loud on purpose: a new message type must get its round trip checked here.
+        other => panic!("request type unknown to the fuzz target: {other:?}"),
+    };
+    RequestOut {
+        origin: req.origin,
+        id: req.id,
+        body,
+    }
+}
+
+fn response_out(resp: &ResponseIn) -> ResponseOut<'_> {
+    use ResponseBody as B;
+    use ResponseOutBody as O;
+    let body = match &resp.body {
+        B::Ack { sid, result } => O::Ack {
+            sid: *sid,
+            result: result.as_ref().map_err(|e| &e[..]),
+        },
+        B::AckCount(n) => O::AckCount(*n),
+        B::Rooms(rooms) => O::Rooms(rooms),
+        B::Sockets(sockets) => O::Sockets(sockets),
+        B::Done(n) => O::Done(*n),
+        B::Reply(r) => O::Reply(r.as_ref().map(|d| &d[..]).map_err(String::as_str)),
+        B::Nodes(nodes) => O::Nodes(nodes),
+        other => panic!("response type unknown to the fuzz target: {other:?}"),
+    };
+    ResponseOut {
+        origin: resp.origin,
+        body,
+    }
+}
