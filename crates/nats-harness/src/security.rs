@@ -177,7 +177,6 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// and users of that account with credentials files, all signed here.
 #[derive(Debug)]
 pub struct Operator {
-    operator: KeyPair,
     account: KeyPair,
     operator_jwt: String,
     account_jwt: String,
@@ -207,7 +206,6 @@ impl Operator {
             }),
         );
         Self {
-            operator,
             account,
             operator_jwt,
             account_jwt,
@@ -218,7 +216,6 @@ impl Operator {
     /// The nats-server configuration trusting this operator, with the account
     /// preloaded in a memory resolver.
     pub fn server_config(&self) -> String {
-        let _ = &self.operator;
         format!(
             "operator: {:?}\nresolver: MEMORY\nresolver_preload: {{\n  {}: {:?}\n}}\n",
             self.operator_jwt,
