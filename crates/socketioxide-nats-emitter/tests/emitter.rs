@@ -23,11 +23,17 @@ struct Server {
     handle: NatsHandle,
 }
 
-async fn server(url: &str) -> Server {
-    let client = async_nats::connect(url).await.unwrap();
-    let config = NatsAdapterConfig::new()
+fn adapter_config() -> NatsAdapterConfig {
+    NatsAdapterConfig::new()
         .with_heartbeat_interval(Duration::from_millis(200))
-        .with_heartbeat_timeout(Duration::from_secs(1));
+        .with_heartbeat_timeout(Duration::from_secs(1))
+}
+
+async fn server(url: &str) -> Server {
+    server_with(async_nats::connect(url).await.unwrap(), adapter_config()).await
+}
+
+async fn server_with(client: async_nats::Client, config: NatsAdapterConfig) -> Server {
     let ctr = NatsAdapterCtr::new_with_nats_config(client, config);
     let handle = ctr.handle();
     let (_svc, io) = SocketIo::builder()
@@ -49,7 +55,11 @@ async fn server(url: &str) -> Server {
 }
 
 async fn cluster(url: &str) -> [Server; 2] {
-    let servers = [server(url).await, server(url).await];
+    met([server(url).await, server(url).await]).await
+}
+
+/// Wait until both servers see each other.
+async fn met(servers: [Server; 2]) -> [Server; 2] {
     let t = Instant::now();
     while servers
         .iter()
@@ -365,4 +375,43 @@ async fn ack_errors_are_decoded_from_the_servers_encoding() {
     let blob = rmp_serde::to_vec(&socketioxide::AckError::Timeout).unwrap();
     let v: serde_json::Value = rmp_serde::from_slice(&blob).unwrap();
     assert_eq!(v, serde_json::json!("Timeout"));
+}
+
+/// The permissions the docs give an app, publish and subscribe on its prefix only,
+/// are all the emitter needs too: its requests reply under the prefix, no `_INBOX`.
+#[tokio::test]
+async fn works_when_confined_to_its_prefix() {
+    let nats = NatsServer::builder()
+        .config(
+            "authorization { users: [ { user: app, password: pw, permissions: \
+             { publish: [\"app.>\"], subscribe: [\"app.>\"] } } ] }\n",
+        )
+        .start();
+    let connect = async || {
+        async_nats::ConnectOptions::new()
+            .user_and_password("app".into(), "pw".into())
+            .connect(nats.url())
+            .await
+            .unwrap()
+    };
+    let config = || adapter_config().with_prefix("app");
+    let s = met([
+        server_with(connect().await, config()).await,
+        server_with(connect().await, config()).await,
+    ])
+    .await;
+    let mut a = client(&s[0].io, "/chat", &["r1"]).await;
+    let mut b = client(&s[1].io, "/chat", &[]).await;
+    let em =
+        Emitter::with_config(connect().await, EmitterConfig::new().with_prefix("app")).unwrap();
+
+    em.of("/chat").emit("hi", &1).await.unwrap();
+    assert_eq!(recv(&mut a.rx).await, r#"42/chat,["hi",1]"#);
+    assert_eq!(recv(&mut b.rx).await, r#"42/chat,["hi",1]"#);
+    assert_eq!(em.of("/chat").fetch_sockets().await.unwrap().len(), 2);
+    em.of("/chat").to(b.id.clone()).join("vip").await.unwrap();
+    let rooms = em.of("/chat").rooms().await.unwrap();
+    assert!(rooms.iter().any(|r| r == "vip"), "{rooms:?}");
+    assert_eq!(em.of("/chat").server_count().await.unwrap(), 2);
+    let _ = (&a.tx, &b.tx);
 }
