@@ -28,10 +28,5 @@ if ! command -v redis-server >/dev/null; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq redis-server >/dev/null
 fi
 
-if ! cargo metadata --no-deps --format-version 1 | grep -q '"name":"sio-bench"'; then
-  echo "bench: benches/sio-bench is not a member of the workspace: add it to" \
-       "[workspace] members in Cargo.toml" >&2
-  exit 1
-fi
-cargo build --release -p sio-bench
+cargo build --locked --release -p sio-bench
 exec ./target/release/sio-bench "$@"
