@@ -15,7 +15,6 @@ use std::{
     task::{Context, Poll},
 };
 
-use async_nats::{Client, connection::State};
 use futures_core::{FusedStream, Stream};
 use serde::de::DeserializeOwned;
 use socketioxide_core::{
@@ -23,9 +22,9 @@ use socketioxide_core::{
     adapter::{AckStreamItem, SocketEmitter},
 };
 use socketioxide_nats_protocol::message::{ResponseBody, decode_response};
-use tokio::time::{Instant, Interval, Sleep};
+use tokio::time::{Instant, Sleep};
 
-use crate::requests::{CONNECTION_CHECK, Event, Pending, is_no_responders};
+use crate::requests::{Event, Pending, is_no_responders};
 
 pin_project_lite::pin_project! {
     /// The acks of the sockets that matched an `emit_with_ack`, on every node.
@@ -101,10 +100,6 @@ pub(crate) struct RemoteAcks {
     /// number of acks still to come.
     waiting: HashMap<Sid, Option<u32>>,
     deadline: Pin<Box<Sleep>>,
-    /// Remote acks stop coming when the NATS connection drops: the stream ends
-    /// then rather than at its deadline.
-    client: Client,
-    check: Interval,
 }
 
 impl fmt::Debug for RemoteAcks {
@@ -121,14 +116,11 @@ impl RemoteAcks {
         pending: Pending,
         nodes: impl IntoIterator<Item = Sid>,
         deadline: Instant,
-        client: Client,
     ) -> Self {
         Self {
             pending,
             waiting: nodes.into_iter().map(|uid| (uid, None)).collect(),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            client,
-            check: tokio::time::interval(CONNECTION_CHECK),
         }
     }
 
@@ -165,17 +157,6 @@ impl RemoteAcks {
                 self.waiting.clear();
                 return Poll::Ready(None);
             }
-            while self.check.poll_tick(cx).is_ready() {
-                if self.client.connection_state() != State::Connected {
-                    tracing::warn!(
-                        req_id = %self.pending.id,
-                        waiting = ?self.waiting,
-                        "NATS connection lost: the remote acks still awaited are lost"
-                    );
-                    self.waiting.clear();
-                    return Poll::Ready(None);
-                }
-            }
             match self.pending.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
@@ -201,6 +182,17 @@ impl RemoteAcks {
                 if self.waiting.remove(&*uid).is_some() {
                     tracing::debug!(req_id = %self.pending.id, node = %uid, "node left: its acks will not come");
                 }
+                return None;
+            }
+            Event::ConnectionLost => {
+                // Remote acks stop coming with the connection: end now rather
+                // than at the deadline.
+                tracing::warn!(
+                    req_id = %self.pending.id,
+                    waiting = ?self.waiting,
+                    "NATS connection lost: the remote acks still awaited are lost"
+                );
+                self.waiting.clear();
                 return None;
             }
             Event::Reply(msg) if is_no_responders(&msg) => {

@@ -311,9 +311,7 @@ impl<E> NatsAdapter<E> {
         )
         .await?;
         let expected = nodes.iter().map(|uid| **uid).collect();
-        let (responses, silent) = pending
-            .gather(expected, timeout, target, &self.client)
-            .await?;
+        let (responses, silent) = pending.gather(expected, timeout, target).await?;
         let silent = nodes
             .into_iter()
             .filter(|uid| silent.contains(&**uid))
@@ -538,7 +536,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         let deadline = Instant::now()
             + self.config.request_timeout
             + timeout.unwrap_or_else(|| self.local.ack_timeout());
-        let mut remote = RemoteAcks::new(pending, expected, deadline, self.client.clone());
+        let mut remote = RemoteAcks::new(pending, expected, deadline);
         let published = if remote.is_done() {
             Ok(())
         } else {
@@ -568,6 +566,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
                     Ok(Some(Event::NodeLeft(uid))) if uid == node => {
                         return Err(Error::NodeGone { node });
                     }
+                    Ok(Some(Event::ConnectionLost)) => return Err(Error::ConnectionLost),
                     Ok(Some(event)) => {
                         let _ = remote.on_event::<E::AckError>(event);
                     }

@@ -101,7 +101,12 @@ async fn run<E: SocketEmitter>(adapter: Weak<NatsAdapter<E>>) {
                             // Other nodes may have timed this one out meanwhile.
                             send(&a, RequestOutBody::Hello).await;
                         }
-                        _ => tracing::warn!(ns = %a.subjects().base(), %state, "NATS connection lost; publishing fails after the publish timeout until it is back"),
+                        _ => {
+                            tracing::warn!(ns = %a.subjects().base(), %state, "NATS connection lost; publishing fails after the publish timeout until it is back");
+                            // Waiting requests would otherwise wait for answers
+                            // that were lost with the connection.
+                            a.requests.connection_lost();
+                        }
                     }
                     last_state = state;
                 }

@@ -215,7 +215,8 @@
 //!   async-nats's defaults); emits meanwhile return within the publish timeout;
 //! * a request waiting for answers when this node's connection drops fails with
 //!   [`Error::ConnectionLost`] instead of returning what it had; an ack stream
-//!   ends with the acks received so far.
+//!   ends with the acks received so far. The drop is noticed by the heartbeat
+//!   task, within a tenth of the heartbeat timeout.
 //!
 //! ## Tracing
 //!

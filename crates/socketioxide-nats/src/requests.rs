@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use async_nats::{Client, Message, StatusCode, connection::State};
+use async_nats::{Message, StatusCode};
 use socketioxide_core::{Sid, Uid};
 use socketioxide_nats_protocol::message::{ResponseIn, decode_response};
 use tokio::{sync::mpsc, time::Instant};
@@ -26,12 +26,11 @@ pub(crate) enum Event {
     Reply(Message),
     /// A node left the namespace.
     NodeLeft(Uid),
+    /// This node's NATS connection dropped: answers sent meanwhile are lost.
+    ConnectionLost,
 }
 
 type Handlers = HashMap<Sid, mpsc::Sender<Event>>;
-
-/// How often a waiting request checks that the NATS connection is still up.
-pub(crate) const CONNECTION_CHECK: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub(crate) struct Requests {
@@ -81,8 +80,17 @@ impl Requests {
 
     /// Tell every waiting request that `uid` is gone.
     pub(crate) fn node_left(&self, uid: Uid) {
+        self.notify_all(|| Event::NodeLeft(uid));
+    }
+
+    /// Tell every waiting request that this node's NATS connection dropped.
+    pub(crate) fn connection_lost(&self) {
+        self.notify_all(|| Event::ConnectionLost);
+    }
+
+    fn notify_all(&self, event: impl Fn() -> Event) {
         for tx in self.lock().values() {
-            let _ = tx.try_send(Event::NodeLeft(uid));
+            let _ = tx.try_send(event());
         }
     }
 
@@ -135,7 +143,7 @@ impl Pending {
     /// With `target` set, the request went to that single node: "no responders"
     /// from NATS means it is gone, and silence means it timed out; both are errors.
     ///
-    /// If `client` loses its connection meanwhile, the request fails with
+    /// If this node's connection drops meanwhile, the request fails with
     /// [`Error::ConnectionLost`]: the silent nodes are not gone, their answers
     /// are, and a partial answer would look complete.
     pub(crate) async fn gather(
@@ -143,25 +151,11 @@ impl Pending {
         mut expected: HashSet<Sid>,
         timeout: Duration,
         target: Option<Uid>,
-        client: &Client,
     ) -> Result<(Vec<ResponseIn>, HashSet<Sid>), Error> {
         let deadline = Instant::now() + timeout;
         let mut responses = Vec::with_capacity(expected.len());
-        // The client has no way to await a state change: poll it while waiting.
-        let mut check = tokio::time::interval(CONNECTION_CHECK);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !expected.is_empty() {
-            let event = tokio::select! {
-                biased;
-                event = self.recv_until(deadline) => event,
-                _ = check.tick() => {
-                    if client.connection_state() != State::Connected {
-                        tracing::warn!(req_id = %self.id, "NATS connection lost during a request");
-                        return Err(Error::ConnectionLost);
-                    }
-                    continue;
-                }
-            };
+            let event = self.recv_until(deadline).await;
             match event {
                 Ok(Event::Reply(msg)) if is_no_responders(&msg) => {
                     match target {
@@ -182,6 +176,10 @@ impl Pending {
                         tracing::warn!(req_id = %self.id, %error, "undecodable response dropped")
                     }
                 },
+                Ok(Event::ConnectionLost) => {
+                    tracing::warn!(req_id = %self.id, "NATS connection lost during a request");
+                    return Err(Error::ConnectionLost);
+                }
                 Ok(Event::NodeLeft(uid)) => {
                     if expected.remove(&*uid) {
                         tracing::debug!(req_id = %self.id, node = %uid, "stop waiting for a node that left");
