@@ -103,8 +103,7 @@ fn e2e(n: u64) {
         let (a, b) = (node().await, node().await);
         let mut receivers = Vec::new();
         for _ in 0..SOCKETS {
-            let (_tx, rx) = b.new_dummy_sock("/", ()).await;
-            receivers.push((_tx, rx));
+            receivers.push(b.new_dummy_sock("/", ()).await);
         }
         // Wait until A knows B, so broadcasts are not sent to an empty cluster.
         while a.fetch_sockets().await.map_or(0, |s| s.len()) < SOCKETS {
@@ -118,6 +117,7 @@ fn e2e(n: u64) {
         for (tx, mut rx) in receivers {
             let counter = counter.clone();
             local.spawn_local(async move {
+                // The socket lives as long as its sender half.
                 let _tx = tx;
                 while let Some(packet) = rx.recv().await {
                     // A binary event is a text packet plus its attachment: count events.
