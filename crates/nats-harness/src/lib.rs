@@ -281,13 +281,36 @@ impl NatsServer {
     }
 
     /// Freeze the server (SIGSTOP): its TCP connections stay open but nothing moves.
+    ///
+    /// Returns once every thread of the server is stopped: `kill` only queues the
+    /// signal, and on a busy machine a thread already running can still route a
+    /// message or two after it returns.
     pub fn pause(&self) {
         self.signal("STOP");
+        self.wait_for_threads("stopped", |state| state == 'T');
     }
 
-    /// Unfreeze a paused server (SIGCONT).
+    /// Unfreeze a paused server (SIGCONT); returns once no thread is stopped.
     pub fn resume(&self) {
         self.signal("CONT");
+        self.wait_for_threads("resumed", |state| state != 'T');
+    }
+
+    /// Wait until the state letter of every thread (`/proc/<pid>/task/*/stat`) passes `ok`.
+    fn wait_for_threads(&self, what: &str, ok: impl Fn(char) -> bool) {
+        let Some(pid) = self.pid() else { return };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let states = thread_states(pid);
+            if !states.is_empty() && states.iter().all(|&s| ok(s)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {pid} not {what} after {START_TIMEOUT:?}: thread states {states:?}"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Kill the server (SIGKILL) and reap it.
@@ -402,4 +425,16 @@ impl NatsCluster {
     pub fn servers(&self) -> &[NatsServer] {
         &self.servers
     }
+}
+
+/// The state letter (`R`, `S`, `T`, ...) of every thread of a process, from procfs.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        // The command name in parentheses may hold spaces; the state follows the last ')'.
+        .filter_map(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+        .collect()
 }
