@@ -103,6 +103,30 @@
 //! # let _ = client; Ok(()) }
 //! ```
 //!
+//! ### One connection per node: turn echo off
+//!
+//! By default NATS delivers a connection's own messages back to it, so every node
+//! receives each of its broadcasts once more and skips it by subject. When each
+//! node has its own connection, build it with
+//! [`no_echo`](async_nats::ConnectOptions::no_echo): the broker then sends a
+//! broadcast to the other nodes only, which saves it one delivery in N and the node
+//! one wake-up per message it publishes (figures in the README's Performance
+//! section). Nothing else changes: the adapter answers its own requests locally.
+//!
+//! ```no_run
+//! # use socketioxide_nats::ConnectionMonitor;
+//! # async fn doc_main() -> Result<(), Box<dyn std::error::Error>> {
+//! let monitor = ConnectionMonitor::new();
+//! let client = monitor.recommended_options().no_echo().connect("nats://127.0.0.1:4222").await?;
+//! # let _ = client; Ok(()) }
+//! ```
+//!
+//! <div class="warning">
+//!     Keep echo on when several socket.io servers share one connection (several
+//!     <code>SocketIo</code> instances in one process, built from clones of the same
+//!     client): with <code>no_echo</code> they never hear each other.
+//! </div>
+//!
 //! Errors of the client itself (connection lost, slow consumer, permissions) are
 //! reported only through [`ConnectOptions::event_callback`](async_nats::ConnectOptions::event_callback):
 //! [`ConnectionMonitor`] is such a callback, which logs them and counts them in
@@ -175,8 +199,8 @@
 //! | `{prefix}.{ns}.n.{target}.{origin}`   | a node, for one node: remote socket operations, heartbeat replies | node `target` (`{prefix}.{ns}.n.{uid}.*`) |
 //! | `{prefix}.{ns}.r.{requester}.{req_id}`| a node answering a request (the request's reply subject) | the requester (`{prefix}.{ns}.r.{uid}.*`) |
 //!
-//! A node skips its own messages by the last token of the subject, without decoding
-//! them. Responses are routed to their request by the last token too. Rooms never
+//! A node skips its own messages (the broker's echo, unless the connection has
+//! `no_echo`) by the last token of the subject, without decoding them. Responses are routed to their request by the last token too. Rooms never
 //! appear in subjects: each node filters rooms locally, so any room name is safe.
 //!
 //! Messages are MessagePack arrays starting with a protocol version; binary data is

@@ -127,8 +127,8 @@ impl<E: SocketEmitter> NatsAdapter<E> {
 
     fn on_request(self: &Arc<Self>, msg: Message) {
         // The last token of a request subject is its sender: skip our own echo
-        // (several nodes may share one NATS connection, so no_echo cannot be used)
-        // without decoding it.
+        // without decoding it. The echo comes unless the user built the connection
+        // with no_echo, which is theirs to choose: several nodes may share one.
         let me = self.uid();
         if is_last_token(&msg.subject, me.as_str()) {
             return;

@@ -1,5 +1,6 @@
 //! Lifecycle: closing a namespace or dropping a server unsubscribes and stops every
-//! task; several servers can share one NATS connection; dynamic namespaces work.
+//! task; several servers can share one NATS connection; nodes with and without
+//! echo work together; dynamic namespaces work.
 
 mod common;
 
@@ -98,7 +99,7 @@ async fn closing_or_dropping_the_server_releases_everything() {
 #[tokio::test]
 async fn several_servers_share_one_nats_connection() {
     let nats = NatsServer::start();
-    let shared = connect(&nats.url()).await;
+    let shared = connect_with_echo(&nats.url()).await;
     let mut nodes = Vec::new();
     for _ in 0..3 {
         nodes.push(node_with(shared.clone(), test_config()).await);
@@ -114,6 +115,74 @@ async fn several_servers_share_one_nats_connection() {
         assert_eq!(c.next().await, r#"42["shared",null]"#);
     }
     assert_eq!(nats.monitor("/connz")["num_connections"].as_u64(), Some(1));
+}
+
+/// Messages the server has delivered to subscribers so far.
+fn out_msgs(nats: &NatsServer) -> u64 {
+    nats.monitor("/varz")["out_msgs"]
+        .as_u64()
+        .expect("out_msgs")
+}
+
+/// Wait until the server has delivered `expected` messages since `base`, then
+/// check that no more come.
+async fn expect_deliveries(nats: &NatsServer, base: u64, expected: u64) {
+    let t = Instant::now();
+    while out_msgs(nats) - base < expected {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the server delivered {} messages, expected {expected}",
+            out_msgs(nats) - base
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(out_msgs(nats) - base, expected);
+}
+
+#[tokio::test]
+async fn nodes_with_and_without_echo_work_together() {
+    init_tracing();
+    let nats = NatsServer::start();
+    // Heartbeats far apart, so that the server's counters see only the broadcasts.
+    let quiet = test_config()
+        .with_heartbeat_interval(Duration::from_secs(60))
+        .with_heartbeat_timeout(Duration::from_secs(120));
+    let nodes = [
+        node_with(connect_with_echo(&nats.url()).await, quiet.clone()).await,
+        node_with(connect(&nats.url()).await, quiet.clone()).await,
+        node_with(connect(&nats.url()).await, quiet).await,
+    ];
+    start_ns!(nodes, "/", join_own_id);
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(client(&n.io, "/").await);
+    }
+    wait_cluster(&[&nodes[0], &nodes[1], &nodes[2]], "/").await;
+
+    // The last of the repeated hellos of a starting node goes out after 1.5 s.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    const N: u64 = 50;
+    for (sender, per_broadcast) in [(0, 3), (1, 2)] {
+        let base = out_msgs(&nats);
+        for i in 0..N {
+            nodes[sender].io.emit("m", &i).await.unwrap();
+        }
+        for c in clients.iter_mut() {
+            for i in 0..N {
+                assert_eq!(c.next().await, format!(r#"42["m",{i}]"#));
+            }
+        }
+        // With echo the broker sends the sender its own broadcast too.
+        expect_deliveries(&nats, base, N * per_broadcast).await;
+    }
+    for c in clients.iter_mut() {
+        recv_none(&mut c.rx, 100).await;
+    }
+    for n in &nodes {
+        assert_eq!(n.io.fetch_sockets().await.unwrap().len(), 3);
+        assert_eq!(n.handle.server_count("/"), Some(3));
+    }
 }
 
 #[tokio::test]

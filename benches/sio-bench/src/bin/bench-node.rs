@@ -62,6 +62,9 @@ struct Args {
     /// 1024, beyond which it drops incoming messages).
     #[arg(long, default_value_t = 1024)]
     redis_stream_buffer: usize,
+    /// Build the NATS connection with `no_echo` (this node is its only user).
+    #[arg(long)]
+    no_echo: bool,
 }
 
 fn now_ns() -> u64 {
@@ -301,7 +304,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         "nats" => {
             let monitor = Arc::new(ConnectionMonitor::new());
-            let client = monitor.recommended_options().connect(args.url).await?;
+            let mut options = monitor.recommended_options();
+            if args.no_echo {
+                options = options.no_echo();
+            }
+            let client = options.connect(args.url).await?;
             let ctr = NatsAdapterCtr::new_with_nats(client);
             let (layer, io) = builder.with_adapter::<NatsAdapter<_>>(ctr).build_layer();
             io.ns("/", on_connect).await?;

@@ -42,13 +42,28 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A node's own connection, as the docs recommend it: without echo. Tests of
+/// nodes sharing a connection use [`connect_with_echo`].
 pub async fn connect(url: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .ping_interval(Duration::from_secs(1))
-        .connection_timeout(Duration::from_secs(1))
+    connect_options()
+        .no_echo()
         .connect(url)
         .await
         .expect("cannot connect to the test nats-server")
+}
+
+/// A connection with async-nats's default echo, which several nodes can share.
+pub async fn connect_with_echo(url: &str) -> async_nats::Client {
+    connect_options()
+        .connect(url)
+        .await
+        .expect("cannot connect to the test nats-server")
+}
+
+fn connect_options() -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .ping_interval(Duration::from_secs(1))
+        .connection_timeout(Duration::from_secs(1))
 }
 
 pub async fn node_with(client: async_nats::Client, config: NatsAdapterConfig) -> Node {
