@@ -304,8 +304,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
     let monitor = ConnectionMonitor::new();
+    // The connection is this node's alone: no echo, as the adapter's docs recommend.
     let client = monitor
         .recommended_options()
+        .no_echo()
         .name(format!("e2e-node:{port}"))
         .connect(urls)
         .await?;

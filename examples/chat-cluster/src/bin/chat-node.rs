@@ -247,9 +247,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
 
-    // Logs disconnects, slow consumers and permission errors as they happen.
+    // Logs disconnects, slow consumers and permission errors as they happen. The
+    // connection is this node's alone, so the broker need not echo its messages.
     let client = ConnectionMonitor::new()
         .recommended_options()
+        .no_echo()
         .name(format!("chat {name}"))
         .connect(nats_urls.clone())
         .await
