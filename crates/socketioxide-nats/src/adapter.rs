@@ -6,7 +6,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
@@ -38,6 +38,7 @@ use crate::{
     handle::{NamespaceView, NatsHandle, Registry},
     nodes::Nodes,
     requests::{Event, Requests, is_no_responders},
+    sharing::ConnectionShare,
 };
 
 /// Creates a [`NatsAdapter`] for each namespace: this is the value given to
@@ -123,6 +124,10 @@ pub struct NatsAdapter<E> {
     tasks: Mutex<Vec<AbortHandle>>,
     closed: AtomicBool,
     registry: Arc<Registry>,
+    /// Whether the broker echoed one of this node's own messages back.
+    echo_seen: AtomicBool,
+    /// Set at init: the other adapters of this namespace on the same connection.
+    share: OnceLock<Option<ConnectionShare>>,
 }
 
 impl<E> std::fmt::Debug for NatsAdapter<E> {
@@ -181,6 +186,22 @@ impl<E> NatsAdapter<E> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Called for each of this node's own messages the broker sends back.
+    pub(crate) fn saw_own_echo(&self) {
+        if !self.echo_seen.load(Ordering::Relaxed) {
+            self.echo_seen.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether this node shares its connection with other nodes of its namespace
+    /// in this process although the connection does not echo (`no_echo`): then
+    /// they never hear each other. Meaningful once an own message had time to
+    /// come back.
+    pub(crate) fn deaf_to_siblings(&self) -> Option<usize> {
+        let users = self.share.get()?.as_ref()?.users();
+        (users > 1 && !self.echo_seen.load(Ordering::Relaxed)).then_some(users)
     }
 
     /// Wait until NATS is connected, at most until `deadline`.
@@ -410,6 +431,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             tasks: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             registry: state.registry.clone(),
+            echo_seen: AtomicBool::new(false),
+            share: OnceLock::new(),
         }
     }
 
@@ -419,6 +442,10 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
                 return Err(err.into());
             }
             crate::recv::start(&self).await?;
+            let _ = self.share.set(ConnectionShare::register(
+                &self.client,
+                self.subjects.base(),
+            ));
             crate::heartbeat::start(&self).await;
             let view: Arc<dyn NamespaceView> = self.clone();
             self.registry

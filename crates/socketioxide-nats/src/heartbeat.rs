@@ -17,6 +17,10 @@ use crate::NatsAdapter;
 /// the answers to the first `Hello` may be lost meanwhile.
 const HELLO_REPEATS: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(1500)];
 
+/// When to check that nodes sharing this node's connection can hear it: by then
+/// its hellos, if echoed at all, have come back.
+const ECHO_CHECK: Duration = Duration::from_secs(2);
+
 /// Announce the node and spawn the heartbeat task.
 pub(crate) async fn start<E: SocketEmitter>(adapter: &Arc<NatsAdapter<E>>) {
     send(adapter, RequestOutBody::Hello).await;
@@ -58,10 +62,23 @@ async fn run<E: SocketEmitter>(adapter: Weak<NatsAdapter<E>>) {
     let mut next_hello = hellos.next();
     let mut last_state = State::Connected;
     let mut beats_failing = false;
+    let mut echo_checked = false;
 
     loop {
         let hello_at = next_hello.unwrap_or_else(|| start + Duration::from_secs(86_400 * 365));
         tokio::select! {
+            _ = tokio::time::sleep_until(start + ECHO_CHECK), if !echo_checked => {
+                echo_checked = true;
+                let Some(a) = adapter.upgrade() else { return };
+                if let Some(users) = a.deaf_to_siblings() {
+                    tracing::warn!(
+                        ns = %a.subjects().base(),
+                        servers = users,
+                        "{users} socket.io servers of this process share one NATS connection built with no_echo: \
+                         they never receive each other's messages. Give each server its own connection, or keep echo on"
+                    );
+                }
+            }
             _ = beat.tick() => {
                 let Some(a) = adapter.upgrade() else { return };
                 let ok = send(&a, RequestOutBody::Heartbeat).await;

@@ -124,7 +124,9 @@
 //! <div class="warning">
 //!     Keep echo on when several socket.io servers share one connection (several
 //!     <code>SocketIo</code> instances in one process, built from clones of the same
-//!     client): with <code>no_echo</code> they never hear each other.
+//!     client): with <code>no_echo</code> they never hear each other. The adapter
+//!     notices it two seconds after start (its own messages do not come back while
+//!     another server of the namespace uses the same connection) and logs a warning.
 //! </div>
 //!
 //! Errors of the client itself (connection lost, slow consumer, permissions) are
@@ -259,6 +261,7 @@ mod monitor;
 mod nodes;
 mod recv;
 mod requests;
+mod sharing;
 
 pub use ack::AckStream;
 pub use adapter::{InitRes, NatsAdapter, NatsAdapterCtr};

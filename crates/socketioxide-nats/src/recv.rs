@@ -131,6 +131,7 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         // with no_echo, which is theirs to choose: several nodes may share one.
         let me = self.uid();
         if is_last_token(&msg.subject, me.as_str()) {
+            self.saw_own_echo();
             return;
         }
         // Only the payload moves into the decoder: the subject stays for the logs.
