@@ -59,7 +59,8 @@ async fn two_servers(clients: [async_nats::Client; 2], ns: &'static str) -> [Nod
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The adapter checks 2 s after start; a margin for a loaded machine.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     nodes
 }
 
