@@ -8,8 +8,9 @@
 //    "transport":"websocket"|"polling","auth":{...}}
 //   {"cmd":"emit","id":"c1","event":"name","args":[...]}          -> {"id","type":"emitted"}
 //   {"cmd":"emitWithAck","id":"c1","event":"name","args":[...]}   -> {"id","type":"ack","args":[...]}
-//   {"cmd":"ack","id":"c1","mode":"reply","value":<any>}|{"mode":"silent"}
-//        how to answer server emits that expect an ack (default: reply with null)
+//   {"cmd":"ack","id":"c1","mode":"reply","value":<any>}|{"mode":"silent"} -> {"id","type":"ack-mode"}
+//        how to answer server emits that expect an ack (default: reply with null); the
+//        answer says it is in force (the command and a server emit may otherwise race)
 //   {"cmd":"disconnect","id":"c1"}
 // Events:
 //   {"id","type":"connect","sid"} {"id","type":"connect_error","message"}
@@ -94,6 +95,7 @@ rl.on("line", async (line) => {
       }
       case "ack":
         client.ack = { mode: cmd.mode, value: cmd.value ?? null };
+        out({ id: cmd.id, type: "ack-mode" });
         break;
       case "disconnect":
         client.socket.disconnect();

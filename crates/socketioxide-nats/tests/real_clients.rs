@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{js::bin, *};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use socketioxide::{
     AckError,
     extract::{AckSender, Data, SocketRef},
@@ -74,12 +74,9 @@ async fn scenario(parser: Parser, transport: &str) {
     }
 
     // 4. acks from both nodes; the silent client times out alone
-    js.send(json!({"cmd": "ack", "id": "a", "mode": "reply", "value": "from-a"}))
-        .await;
-    js.send(json!({"cmd": "ack", "id": "b", "mode": "reply", "value": 42}))
-        .await;
-    js.send(json!({"cmd": "ack", "id": "c", "mode": "silent"}))
-        .await;
+    js.ack_mode("a", "reply", json!("from-a")).await;
+    js.ack_mode("b", "reply", json!(42)).await;
+    js.ack_mode("c", "silent", Value::Null).await;
     let acks: Vec<_> = nodes[0]
         .io
         .timeout(Duration::from_millis(700))
@@ -101,8 +98,7 @@ async fn scenario(parser: Parser, transport: &str) {
     }
 
     // 5. a binary ack from a remote socket
-    js.send(json!({"cmd": "ack", "id": "b", "mode": "reply", "value": bin(&[0xde, 0xad])}))
-        .await;
+    js.ack_mode("b", "reply", bin(&[0xde, 0xad])).await;
     let remote = nodes[0]
         .io
         .to(b.clone())

@@ -70,6 +70,15 @@ impl JsClients {
             .expect("driver stdin");
     }
 
+    /// How client `id` answers server emits that expect an ack: `mode` "reply"
+    /// with `value`, or "silent". Returns once the driver applied it.
+    pub async fn ack_mode(&mut self, id: &str, mode: &str, value: Value) {
+        self.send(json!({"cmd": "ack", "id": id, "mode": mode, "value": value}))
+            .await;
+        let ev = self.next(id).await;
+        assert_eq!(ev["type"], "ack-mode", "{id}: {ev}");
+    }
+
     /// Connect client `id`; return its socket id.
     pub async fn connect(
         &mut self,
