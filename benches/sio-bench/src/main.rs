@@ -10,7 +10,9 @@
 //!   (`--nats-echo` keeps async-nats's default echo);
 //! * `raw`: async-nats, one publisher and as many subscribers as the broker sends
 //!   each broadcast of `nats` to (two, or three with `--nats-echo`), at the same
-//!   message size: the transport's own limit.
+//!   message size: the transport's own limit;
+//! * `raw-redis`: the same over Redis pub/sub with redis-rs, three subscribers (a
+//!   Redis broadcast reaches every node, its sender included): Redis's own limit.
 //!
 //! The nodes are `bench-node` processes; the load clients, the raw NATS clients and
 //! the driver live in this process. Every load is triggered on node 0 over a
@@ -19,6 +21,7 @@
 
 mod client;
 mod procs;
+mod raw;
 mod report;
 
 use std::{
@@ -29,7 +32,6 @@ use std::{
 
 use clap::Parser;
 use serde_json::{Value, json};
-use socketioxide_nats::async_nats;
 
 use client::{Control, Received, now_ns};
 use procs::{Node, Redis, cpu_seconds, total_cpu_seconds};
@@ -82,8 +84,12 @@ struct Args {
         value_delimiter = ','
     )]
     only: Vec<String>,
-    /// Configurations to run: local, redis, nats, raw.
-    #[arg(long, default_value = "local,redis,nats,raw", value_delimiter = ',')]
+    /// Configurations to run: local, redis, nats, raw, raw-redis.
+    #[arg(
+        long,
+        default_value = "local,redis,nats,raw,raw-redis",
+        value_delimiter = ','
+    )]
     configs: Vec<String>,
     /// Keep async-nats's default echo on the NATS nodes' connections: the broker
     /// then sends each broadcast back to its sender too (and raw gets a third
@@ -124,8 +130,8 @@ struct Target {
     /// The room index of each receiver.
     rooms: Vec<usize>,
     broker_pid: Option<u32>,
-    /// Raw NATS: the publisher (the subscribers are `receivers`).
-    raw: Option<async_nats::Client>,
+    /// Raw broker: the publisher (the subscribers are `receivers`).
+    raw: Option<raw::Publisher>,
 }
 
 /// CPU seconds used so far by the load client, the nodes and the broker.
@@ -202,36 +208,16 @@ impl Target {
         }
     }
 
-    async fn raw(url: &str, subscribers: usize, broker_pid: Option<u32>) -> Result<Self, String> {
-        let connect = || async { async_nats::connect(url).await.map_err(|e| e.to_string()) };
-        let publisher = connect().await?;
-        let mut receivers = Vec::new();
-        for _ in 0..subscribers {
-            let sub_client = connect().await?;
-            let mut sub = sub_client
-                .subscribe("sio-bench.raw")
-                .await
-                .map_err(|e| e.to_string())?;
-            sub_client.flush().await.map_err(|e| e.to_string())?;
-            let stats = Arc::new(Received::default());
-            let out = stats.clone();
-            tokio::spawn(async move {
-                use futures_util::StreamExt;
-                let _keep = sub_client;
-                while let Some(msg) = sub.next().await {
-                    let ts = msg
-                        .payload
-                        .get(..8)
-                        .and_then(|b| b.try_into().ok())
-                        .map_or(0, u64::from_be_bytes);
-                    out.got(ts);
-                }
-            });
-            receivers.push(stats);
-        }
+    /// A raw configuration: the brokers alone, `publisher` to `receivers`.
+    async fn raw(
+        name: &'static str,
+        (publisher, receivers): (raw::Publisher, Vec<Arc<Received>>),
+        broker_pid: Option<u32>,
+    ) -> Result<Self, String> {
+        // Let the subscriptions reach the broker.
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(Self {
-            name: "raw",
+            name,
             nodes: Vec::new(),
             ctls: Vec::new(),
             rooms: vec![0; receivers.len()],
@@ -330,13 +316,6 @@ impl Target {
         );
     }
 
-    /// Payload of a raw NATS message: the send time, then padding to `len`.
-    fn raw_payload(template: &[u8]) -> bytes::Bytes {
-        let mut m = template.to_vec();
-        m[..8].copy_from_slice(&now_ns().to_be_bytes());
-        m.into()
-    }
-
     /// A burst of `count` broadcasts; returns the throughput sample.
     async fn burst(
         &self,
@@ -359,13 +338,7 @@ impl Target {
             // the socket.io packet's size: payload plus about 40 bytes of header
             let template = vec![b'x'; (size + 40).max(8)];
             let t = Instant::now();
-            for _ in 0..count {
-                publisher
-                    .publish("sio-bench.raw", Self::raw_payload(&template))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            publisher.flush().await.map_err(|e| e.to_string())?;
+            publisher.burst(count, &template, inflight).await?;
             t.elapsed().as_nanos() as f64
         } else {
             let mut work =
@@ -420,10 +393,7 @@ impl Target {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             for _ in 0..total {
                 tick.tick().await;
-                publisher
-                    .publish("sio-bench.raw", Self::raw_payload(&template))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                publisher.publish(&template).await?;
             }
         } else {
             let mut work = json!({ "rate": rate, "secs": secs, "size": size });
@@ -648,7 +618,8 @@ async fn run(args: Args) -> Result<(), String> {
     for c in &args.configs {
         if !report::CONFIGS.contains(&c.as_str()) {
             return Err(format!(
-                "unknown configuration {c:?}: local, redis, nats, raw"
+                "unknown configuration {c:?}: {}",
+                report::CONFIGS.join(", ")
             ));
         }
     }
@@ -660,7 +631,7 @@ async fn run(args: Args) -> Result<(), String> {
     let has = |c: &str| args.configs.iter().any(|x| x == c);
     let started = Instant::now();
     let nats = (has("nats") || has("raw")).then(nats_harness::NatsServer::start);
-    let redis = if has("redis") {
+    let redis = if has("redis") || has("raw-redis") {
         Some(Redis::start().await?)
     } else {
         None
@@ -700,10 +671,18 @@ async fn run(args: Args) -> Result<(), String> {
                 )
                 .await?
             }
-            _ => {
+            "raw" => {
                 // The broker's fan-out of one broadcast of the nats configuration.
                 let subscribers = if args.nats_echo { 3 } else { 2 };
-                Target::raw(&nats_url.unwrap_or_default(), subscribers, nats_pid).await?
+                let ends = raw::nats(&nats_url.unwrap_or_default(), subscribers).await?;
+                Target::raw("raw", ends, nats_pid).await?
+            }
+            _ => {
+                // Redis sends a broadcast of the redis configuration to all three
+                // nodes, its sender included.
+                let r = redis.as_ref().ok_or("no redis")?;
+                let ends = raw::redis(&r.url(), 3).await?;
+                Target::raw("raw-redis", ends, r.pid()).await?
             }
         };
         targets.push(t);
@@ -766,6 +745,7 @@ async fn run(args: Args) -> Result<(), String> {
     out.push_str(&results.tables());
     out.push_str(&encoding_table(&encoding));
     out.push_str(&totals_table(&totals));
+    out.push_str(&over_broker_table(&results));
     let targets_report = check_targets(&results, &encoding);
     out.push_str(&targets_report.0);
     print!("{out}");
@@ -1001,6 +981,48 @@ fn totals_table(totals: &[(String, f64)]) -> String {
     let mut out = String::from("\n== CPU seconds over the whole run (utime + stime) ==\n");
     for (name, secs) in totals {
         out.push_str(&format!("{name:<26}{secs:>10.2}\n"));
+    }
+    out
+}
+
+/// What each adapter adds to its broker's own hop: the latency of the adapter's
+/// configuration minus that of its raw broker, per load and percentile. Equal
+/// figures mean the adapters cost the same and the brokers make the difference.
+fn over_broker_table(results: &Results) -> String {
+    let pairs = [("redis", "raw-redis"), ("nats", "raw")];
+    let mut out = String::new();
+    for load in ["latency", "latency-room"] {
+        for metric in ["p50_us", "p99_us"] {
+            let cells: Vec<Option<(f64, f64)>> = pairs
+                .iter()
+                .map(|(adapter, raw)| {
+                    let med = |c| results.median(load, c, metric).map(|(m, _, _)| m);
+                    Some((med(adapter)?, med(raw)?))
+                })
+                .collect();
+            if cells.iter().all(Option::is_none) {
+                continue;
+            }
+            if out.is_empty() {
+                out.push_str(
+                    "\n== the adapters over their brokers: configuration − raw broker, µs (medians) ==\n",
+                );
+                out.push_str(&format!(
+                    "{:<22}{:>26}{:>26}\n",
+                    "", "redis − raw-redis", "nats − raw"
+                ));
+            }
+            let label = format!("{load} {}", metric.trim_end_matches("_us"));
+            out.push_str(&format!("{label:<22}"));
+            for cell in cells {
+                let text = cell.map_or_else(
+                    || "-".to_owned(),
+                    |(a, r)| format!("{} − {} = {}", short(a), short(r), short(a - r)),
+                );
+                out.push_str(&format!("{text:>26}"));
+            }
+            out.push('\n');
+        }
     }
     out
 }

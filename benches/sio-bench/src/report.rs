@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 pub(crate) type Sample = BTreeMap<&'static str, f64>;
 
 /// The configurations, in column order.
-pub(crate) const CONFIGS: [&str; 4] = ["local", "redis", "nats", "raw"];
+pub(crate) const CONFIGS: [&str; 5] = ["local", "redis", "nats", "raw", "raw-redis"];
 
 /// A row of a table: the metric's key in the samples, its label, and whether the
 /// ratio to `raw` means something for it.
