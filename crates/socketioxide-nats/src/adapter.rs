@@ -6,7 +6,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
@@ -126,8 +126,9 @@ pub struct NatsAdapter<E> {
     registry: Arc<Registry>,
     /// Whether the broker echoed one of this node's own messages back.
     echo_seen: AtomicBool,
-    /// Set at init: the other adapters of this namespace on the same connection.
-    share: OnceLock<Option<ConnectionShare>>,
+    /// From init to close: this adapter's use of its connection, which tells
+    /// whether other adapters of the namespace share it.
+    share: Mutex<Option<ConnectionShare>>,
 }
 
 impl<E> std::fmt::Debug for NatsAdapter<E> {
@@ -200,7 +201,7 @@ impl<E> NatsAdapter<E> {
     /// they never hear each other. Meaningful once an own message had time to
     /// come back.
     pub(crate) fn deaf_to_siblings(&self) -> Option<usize> {
-        let users = self.share.get()?.as_ref()?.users();
+        let users = self.share.lock().ok()?.as_ref()?.users();
         (users > 1 && !self.echo_seen.load(Ordering::Relaxed)).then_some(users)
     }
 
@@ -432,7 +433,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             closed: AtomicBool::new(false),
             registry: state.registry.clone(),
             echo_seen: AtomicBool::new(false),
-            share: OnceLock::new(),
+            share: Mutex::new(None),
         }
     }
 
@@ -442,10 +443,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
                 return Err(err.into());
             }
             crate::recv::start(&self).await?;
-            let _ = self.share.set(ConnectionShare::register(
-                &self.client,
-                self.subjects.base(),
-            ));
+            *self.share.lock().unwrap_or_else(|e| e.into_inner()) =
+                ConnectionShare::register(&self.client, self.subjects.base());
             crate::heartbeat::start(&self).await;
             let view: Arc<dyn NamespaceView> = self.clone();
             self.registry
@@ -465,6 +464,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         }
         self.abort_tasks();
         self.registry.remove(self.local.path(), self.uid);
+        self.share.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.requests.close_all();
         self.nodes.forget_all();
         tracing::debug!(ns = %self.local.path(), node = %self.uid, "nats adapter closed");

@@ -109,9 +109,10 @@
 //! receives each of its broadcasts once more and skips it by subject. When each
 //! node has its own connection, build it with
 //! [`no_echo`](async_nats::ConnectOptions::no_echo): the broker then sends a
-//! broadcast to the other nodes only, which saves it one delivery in N and the node
-//! one wake-up per message it publishes (figures in the README's Performance
-//! section). Nothing else changes: the adapter answers its own requests locally.
+//! broadcast to the other nodes only, which saves it one delivery in N and the
+//! sending node a wake-up per message while it fans out to its own sockets (p99
+//! 5–10 % lower in the benchmark, see the README's Performance section). Nothing
+//! else changes: the adapter answers its own requests locally.
 //!
 //! ```no_run
 //! # use socketioxide_nats::ConnectionMonitor;
@@ -202,8 +203,9 @@
 //! | `{prefix}.{ns}.r.{requester}.{req_id}`| a node answering a request (the request's reply subject) | the requester (`{prefix}.{ns}.r.{uid}.*`) |
 //!
 //! A node skips its own messages (the broker's echo, unless the connection has
-//! `no_echo`) by the last token of the subject, without decoding them. Responses are routed to their request by the last token too. Rooms never
-//! appear in subjects: each node filters rooms locally, so any room name is safe.
+//! `no_echo`) by the last token of the subject, without decoding them. Responses
+//! are routed to their request by the last token too. Rooms never appear in
+//! subjects: each node filters rooms locally, so any room name is safe.
 //!
 //! Messages are MessagePack arrays starting with a protocol version; binary data is
 //! MessagePack `bin`. The wire format lives in the
