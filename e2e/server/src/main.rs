@@ -16,6 +16,7 @@ use socketioxide::{
     ParserConfig, SocketIo, SocketIoConfig,
     adapter::Adapter,
     extract::{AckSender, Data, SocketRef, State},
+    handler::ConnectHandler,
     operators::BroadcastOperators,
     socket::Sid,
 };
@@ -253,7 +254,15 @@ where
     }
 }
 
-async fn on_connect<A: Adapter>(s: SocketRef<A>, Data(auth): Data<Value>)
+/// Joins the socket's rooms and registers its handlers. A connect middleware, not
+/// the connect handler: socketioxide awaits middlewares before it sends the
+/// CONNECT packet, but spawns the handler after, so an event the client emits as
+/// soon as it is connected could reach the socket before handlers set up there
+/// exist (it is then dropped; seen under CPU load).
+async fn set_up<A: Adapter>(
+    s: SocketRef<A>,
+    Data(auth): Data<Value>,
+) -> Result<(), std::convert::Infallible>
 where
     A::Error: std::fmt::Display,
 {
@@ -283,7 +292,11 @@ where
             let _ = ack.send(&res);
         },
     );
+    Ok(())
 }
+
+/// Everything happens in [`set_up`].
+async fn on_connect<A: Adapter>(_: SocketRef<A>) {}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -327,8 +340,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(monitor)
         .with_adapter::<NatsAdapter<_>>(ctr)
         .build_layer();
-    io.ns("/", on_connect).await?;
-    io.ns("/custom", on_connect).await?;
+    io.ns("/", on_connect.with(set_up)).await?;
+    io.ns("/custom", on_connect.with(set_up)).await?;
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
         .layer(layer);

@@ -25,6 +25,7 @@
 //! a client receives the event: driver and nodes run on the same machine.
 
 use std::{
+    convert::Infallible,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -38,6 +39,7 @@ use socketioxide::{
     SocketIo,
     adapter::{Adapter, LocalAdapter},
     extract::{AckSender, Data, SocketRef},
+    handler::ConnectHandler,
     layer::SocketIoLayer,
 };
 use socketioxide_nats::{ConnectionMonitor, NatsAdapter, NatsAdapterCtr};
@@ -224,15 +226,23 @@ async fn perform<A: Adapter>(io: SocketIo<A>, event: &str, w: Work, monitor: Mon
 
 type Monitor = Option<Arc<ConnectionMonitor>>;
 
-async fn on_connect<A: Adapter>(s: SocketRef<A>, Data(auth): Data<Value>) {
+/// The connect handler: the sockets are set up by connect middlewares, which
+/// socketioxide awaits before it sends the CONNECT packet (it spawns the handler
+/// after it), so that the driver's first event or broadcast never arrives before
+/// the socket's handlers or rooms exist.
+async fn connected<A: Adapter>(_: SocketRef<A>) {}
+
+/// Middleware of `/`: join the room the load client asked for.
+async fn join_room<A: Adapter>(s: SocketRef<A>, Data(auth): Data<Value>) -> Result<(), Infallible> {
     if let Some(room) = auth.get("room").and_then(Value::as_str) {
         s.join(room.to_owned());
     }
+    Ok(())
 }
 
-/// The driver's control socket lives in its own namespace, so it receives none of
-/// the broadcasts it triggers on `/`.
-async fn on_control<A: Adapter>(s: SocketRef<A>, monitor: Monitor) {
+/// Middleware of `/ctl`: the driver's control socket lives in its own namespace,
+/// so it receives none of the broadcasts it triggers on `/`.
+async fn on_control<A: Adapter>(s: SocketRef<A>, monitor: Monitor) -> Result<(), Infallible> {
     for event in ["burst", "lat", "acks", "fetch", "rooms", "stats"] {
         let monitor = monitor.clone();
         s.on(
@@ -245,6 +255,7 @@ async fn on_control<A: Adapter>(s: SocketRef<A>, monitor: Monitor) {
             },
         );
     }
+    Ok(())
 }
 
 async fn serve<A: Adapter>(
@@ -280,10 +291,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.adapter.as_str() {
         "local" => {
             let (layer, io) = builder.build_layer();
-            io.ns("/", on_connect::<LocalAdapter>);
-            io.ns("/ctl", async |s: SocketRef<LocalAdapter>| {
-                on_control(s, None).await
-            });
+            io.ns("/", connected::<LocalAdapter>.with(join_room));
+            io.ns(
+                "/ctl",
+                connected::<LocalAdapter>
+                    .with(async |s: SocketRef<LocalAdapter>| on_control(s, None).await),
+            );
             serve(layer, args.port).await
         }
         "redis" => {
@@ -295,10 +308,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let config = RedisAdapterConfig::new().with_stream_buffer(args.redis_stream_buffer);
             let ctr = RedisAdapterCtr::new_with_redis_config(&client, config).await?;
             let (layer, io) = builder.with_adapter::<RedisAdapter<_>>(ctr).build_layer();
-            io.ns("/", on_connect).await?;
-            io.ns("/ctl", async |s: SocketRef<RedisAdapter<_>>| {
-                on_control(s, None).await
-            })
+            io.ns("/", connected.with(join_room)).await?;
+            io.ns(
+                "/ctl",
+                connected.with(async |s: SocketRef<RedisAdapter<_>>| on_control(s, None).await),
+            )
             .await?;
             serve(layer, args.port).await
         }
@@ -311,11 +325,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let client = options.connect(args.url).await?;
             let ctr = NatsAdapterCtr::new_with_nats(client);
             let (layer, io) = builder.with_adapter::<NatsAdapter<_>>(ctr).build_layer();
-            io.ns("/", on_connect).await?;
+            io.ns("/", connected.with(join_room)).await?;
             let m = Some(monitor);
-            io.ns("/ctl", async move |s: SocketRef<NatsAdapter<_>>| {
-                on_control(s, m.clone()).await
-            })
+            io.ns(
+                "/ctl",
+                connected
+                    .with(async move |s: SocketRef<NatsAdapter<_>>| on_control(s, m.clone()).await),
+            )
             .await?;
             serve(layer, args.port).await
         }

@@ -23,6 +23,7 @@ use socketioxide::{
     SocketIo, SocketIoConfig,
     adapter::Adapter,
     extract::{AckSender, Data, Extension, SocketRef, State},
+    handler::ConnectHandler,
     socket::DisconnectReason,
 };
 use socketioxide_nats::{
@@ -71,9 +72,16 @@ fn name_of(uid: &str) -> String {
     uid.trim_end_matches('-').to_owned()
 }
 
+/// Greets a connected socket.
 async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(node): State<Node>) {
     socket.emit("welcome", &json!({ "node": &*node.name })).ok();
+}
 
+/// Registers the socket's event handlers. A connect middleware rather than part
+/// of the connect handler: socketioxide awaits middlewares before it sends the
+/// CONNECT packet but spawns the handler after, so an event the page emits as soon
+/// as it is connected could otherwise arrive before its handler exists, and be lost.
+async fn set_up<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::Infallible> {
     socket.on(
         "join",
         async |s: SocketRef<A>,
@@ -158,6 +166,7 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(node): State<Node>) 
             }
         },
     );
+    Ok(())
 }
 
 async fn system<A: Adapter>(s: &SocketRef<A>, room: &str, text: &str, node: &Node) {
@@ -273,7 +282,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(node)
         .with_adapter::<NatsAdapter<_>>(ctr)
         .build_layer();
-    io.ns("/", on_connect).await?;
+    io.ns("/", on_connect.with(set_up)).await?;
 
     let js = std::fs::read(&client_js)?;
     let app = Router::new()
