@@ -369,8 +369,8 @@ impl Target {
     }
 
     /// Broadcasts at `rate` per second for `secs`, to everyone or to `room`; the
-    /// latency sample. Raw NATS has no rooms: its subscribers are the nodes, whose
-    /// number a room does not change.
+    /// latency sample. The raw brokers have no rooms: their subscribers stand for
+    /// the nodes, whose number a room does not change.
     async fn latency(
         &self,
         rate: u64,
