@@ -20,11 +20,18 @@
 //! ## Example
 //!
 //! ```no_run
-//! use socketioxide::{SocketIo, adapter::Adapter, extract::{Data, SocketRef}};
+//! use std::convert::Infallible;
+//!
+//! use socketioxide::{
+//!     SocketIo, adapter::Adapter, extract::{Data, SocketRef}, handler::ConnectHandler,
+//! };
 //! use socketioxide_nats::{NatsAdapter, NatsAdapterCtr, async_nats};
 //!
-//! // Handlers are generic over the adapter, as with every socketioxide adapter.
-//! async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+//! // Handlers are generic over the adapter, as with every socketioxide adapter. This
+//! // one is a connect middleware: socketioxide awaits it before it tells the client
+//! // it is connected (the connect handler runs in a task spawned after), so no event
+//! // the client emits at once can arrive before its handler exists.
+//! async fn set_up<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
 //!     // socketioxide does not put a socket in a room named after its id;
 //!     // join it to make `io.to(socket_id)` work from any node.
 //!     socket.join(socket.id);
@@ -32,7 +39,10 @@
 //!         // reaches the sockets of every node, except the sender
 //!         s.broadcast().emit("chat", &msg).await.ok();
 //!     });
+//!     Ok(())
 //! }
+//!
+//! async fn on_connect<A: Adapter>(_socket: SocketRef<A>) {}
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,7 +51,7 @@
 //!         .with_adapter::<NatsAdapter<_>>(NatsAdapterCtr::new_with_nats(client))
 //!         .build_layer();
 //!     // Await it: the namespace exists once its subscriptions are in place.
-//!     io.ns("/", on_connect).await?;
+//!     io.ns("/", on_connect.with(set_up)).await?;
 //!
 //!     let app = axum::Router::new().layer(layer);
 //!     let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
