@@ -191,6 +191,8 @@ impl<E> NatsAdapter<E> {
 
     /// Called for each of this node's own messages the broker sends back.
     pub(crate) fn saw_own_echo(&self) {
+        // Read first: this runs per echoed message, and a store every time would
+        // keep writing to a cache line the receive path shares.
         if !self.echo_seen.load(Ordering::Relaxed) {
             self.echo_seen.store(true, Ordering::Relaxed);
         }

@@ -12,14 +12,24 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::NatsAdapter;
 
-/// After the first `Hello`, repeat it at these delays: in a NATS cluster a new
-/// subscription takes up to a few hundred milliseconds to reach every server, and
-/// the answers to the first `Hello` may be lost meanwhile.
-const HELLO_REPEATS: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(1500)];
+/// What the heartbeat task does once, at a delay after the first `Hello`.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Repeat the `Hello`: in a NATS cluster a new subscription takes up to a few
+    /// hundred milliseconds to reach every server, and the answers to the first
+    /// `Hello` may be lost meanwhile.
+    Hello,
+    /// Warn if nodes sharing this node's connection cannot hear it: by then its
+    /// hellos, if echoed at all, have come back.
+    CheckEcho,
+}
 
-/// When to check that nodes sharing this node's connection can hear it: by then
-/// its hellos, if echoed at all, have come back.
-const ECHO_CHECK: Duration = Duration::from_secs(2);
+/// The start-up steps, in order of their delay.
+const STEPS: [(Duration, Step); 3] = [
+    (Duration::from_millis(300), Step::Hello),
+    (Duration::from_millis(1500), Step::Hello),
+    (Duration::from_secs(2), Step::CheckEcho),
+];
 
 /// Announce the node and spawn the heartbeat task.
 pub(crate) async fn start<E: SocketEmitter>(adapter: &Arc<NatsAdapter<E>>) {
@@ -58,26 +68,33 @@ async fn run<E: SocketEmitter>(adapter: Weak<NatsAdapter<E>>) {
     let sweep_every = (timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut hellos = HELLO_REPEATS.iter().map(|d| start + *d);
-    let mut next_hello = hellos.next();
+    let mut steps = STEPS.iter();
+    let mut next_step = steps.next();
     let mut last_state = State::Connected;
     let mut beats_failing = false;
-    let mut echo_checked = false;
 
     loop {
-        let hello_at = next_hello.unwrap_or_else(|| start + Duration::from_secs(86_400 * 365));
+        let step_at = next_step.map_or(start, |(delay, _)| start + *delay);
         tokio::select! {
-            _ = tokio::time::sleep_until(start + ECHO_CHECK), if !echo_checked => {
-                echo_checked = true;
-                let Some(a) = adapter.upgrade() else { return };
-                if let Some(users) = a.deaf_to_siblings() {
-                    tracing::warn!(
-                        ns = %a.subjects().base(),
-                        servers = users,
-                        "{users} socket.io servers of this process share one NATS connection built with no_echo: \
-                         they never receive each other's messages. Give each server its own connection, or keep echo on"
-                    );
+            _ = tokio::time::sleep_until(step_at), if next_step.is_some() => {
+                // The branch only runs while a step is left.
+                let (Some(a), Some(&(_, step))) = (adapter.upgrade(), next_step) else { return };
+                match step {
+                    Step::Hello => {
+                        send(&a, RequestOutBody::Hello).await;
+                    }
+                    Step::CheckEcho => {
+                        if let Some(users) = a.deaf_to_siblings() {
+                            tracing::warn!(
+                                ns = %a.subjects().base(),
+                                servers = users,
+                                "{users} socket.io servers of this process share one NATS connection built with no_echo: \
+                                 they never receive each other's messages. Give each server its own connection, or keep echo on"
+                            );
+                        }
+                    }
                 }
+                next_step = steps.next();
             }
             _ = beat.tick() => {
                 let Some(a) = adapter.upgrade() else { return };
@@ -90,11 +107,6 @@ async fn run<E: SocketEmitter>(adapter: Weak<NatsAdapter<E>>) {
                         tracing::warn!(ns = %a.subjects().base(), "cannot send heartbeats: NATS is unreachable");
                     }
                 }
-            }
-            _ = tokio::time::sleep_until(hello_at), if next_hello.is_some() => {
-                let Some(a) = adapter.upgrade() else { return };
-                send(&a, RequestOutBody::Hello).await;
-                next_hello = hellos.next();
             }
             _ = sweep.tick() => {
                 let Some(a) = adapter.upgrade() else { return };

@@ -155,8 +155,7 @@ impl Pending {
         let deadline = Instant::now() + timeout;
         let mut responses = Vec::with_capacity(expected.len());
         while !expected.is_empty() {
-            let event = self.recv_until(deadline).await;
-            match event {
+            match self.recv_until(deadline).await {
                 Ok(Event::Reply(msg)) if is_no_responders(&msg) => {
                     match target {
                         Some(node) => return Err(Error::NodeGone { node }),
