@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
-use socketioxide::{AckError, extract::SocketRef};
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
+use socketioxide::AckError;
 
 /// Answer the next packet, an event with ack id `n`, with `payload`.
 async fn ack(c: &mut Client, expected_event: &str, payload: &str) {

@@ -8,10 +8,6 @@ mod common;
 use common::*;
 use socketioxide::extract::SocketRef;
 
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
-
 /// Emit a sentinel to everyone from `io` and check it is each client's next packet.
 async fn sentinel(io: &Io, clients: &mut [&mut Client]) {
     io.emit("end", &()).await.unwrap();

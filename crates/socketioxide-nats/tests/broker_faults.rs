@@ -14,15 +14,10 @@ use std::{
 
 use common::*;
 use futures_util::StreamExt;
-use socketioxide::extract::SocketRef;
 use socketioxide_nats::{
     ConnectionMonitor, RECOMMENDED_CONNECTION_TIMEOUT, RECOMMENDED_PING_INTERVAL,
     async_nats::{self, ConnectOptions},
 };
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
 
 /// A client of the cluster that starts on server `first` and knows all of them.
 async fn cluster_client(

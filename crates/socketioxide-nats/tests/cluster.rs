@@ -6,11 +6,6 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use socketioxide::extract::SocketRef;
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
 
 #[tokio::test]
 async fn every_operation_crosses_a_nats_cluster() {

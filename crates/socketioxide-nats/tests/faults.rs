@@ -11,10 +11,6 @@ use common::*;
 use socketioxide::{BroadcastError, extract::SocketRef};
 use socketioxide_nats::{Error, NatsAdapter, NatsAdapterConfig, NatsAdapterCtr};
 
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
-
 fn adapter_error(e: &BroadcastError) -> &Error {
     match e {
         BroadcastError::Adapter(a) => {

@@ -8,11 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
-use socketioxide::extract::SocketRef;
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
 
 /// Client subscriptions on the server (it also counts its own internal ones,
 /// so tests compare against a baseline taken before any node starts).

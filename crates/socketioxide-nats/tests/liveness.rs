@@ -9,17 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
-use socketioxide::extract::SocketRef;
 use socketioxide_core::Uid;
 use socketioxide_nats::{NatsAdapterConfig, async_nats};
 use socketioxide_nats_protocol::{
     message::{RequestOut, RequestOutBody},
     subjects::NsSubjects,
 };
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
 
 /// A request timeout no test may reach: reaching it is a failure.
 fn slow_requests() -> NatsAdapterConfig {

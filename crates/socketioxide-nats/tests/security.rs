@@ -9,15 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use nats_harness::{Operator, Pki, nkey_user};
-use socketioxide::extract::SocketRef;
 use socketioxide_nats::{
     ConnectionMonitor, NatsAdapterConfig,
     async_nats::{self, ConnectErrorKind, ConnectOptions},
 };
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
 
 /// Two nodes over clients made by `connect`: a broadcast and a fetch cross them.
 async fn assert_cluster_works(

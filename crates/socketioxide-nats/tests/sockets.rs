@@ -8,11 +8,6 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-use socketioxide::extract::SocketRef;
-
-async fn join_own_id<A: socketioxide::adapter::Adapter>(s: SocketRef<A>) {
-    s.join(s.id);
-}
 
 fn set<T: ToString>(items: impl IntoIterator<Item = T>) -> HashSet<String> {
     items.into_iter().map(|i| i.to_string()).collect()

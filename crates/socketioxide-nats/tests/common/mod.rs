@@ -16,6 +16,14 @@ pub mod js;
 
 pub type Io = SocketIo<NatsAdapter<Emitter>>;
 
+/// The connect handler of most tests: socketioxide does not put a socket in a
+/// room named after its id, and `io.to(id)` from another node needs one.
+pub async fn join_own_id<A: socketioxide::adapter::Adapter>(
+    s: socketioxide::extract::SocketRef<A>,
+) {
+    s.join(s.id);
+}
+
 /// A socket.io server of the cluster under test.
 pub struct Node {
     pub io: Io,
