@@ -288,6 +288,16 @@ impl Target {
     }
 
     /// Say which node's clients missed deliveries of a burst of `count`.
+    /// How many receivers a broadcast to `room` (or to all) reaches. The raw
+    /// brokers have no rooms: their subscribers stand for the nodes.
+    fn receivers_of(&self, room: Option<usize>) -> u64 {
+        let n = match room {
+            Some(r) if self.raw.is_none() => self.rooms.iter().filter(|x| **x == r).count(),
+            _ => self.receivers.len(),
+        };
+        n as u64
+    }
+
     fn report_loss(&self, before: &[u64], count: u64, room: Option<usize>) {
         let groups = self.nodes.len().max(1);
         let per_group = self.receivers.len().div_ceil(groups);
@@ -325,10 +335,7 @@ impl Target {
         room: Option<usize>,
         inflight: usize,
     ) -> Result<Sample, String> {
-        let receivers = match room {
-            Some(r) => self.rooms.iter().filter(|x| **x == r).count() as u64,
-            None => self.receivers.len() as u64,
-        };
+        let receivers = self.receivers_of(room);
         let expected = count * receivers;
         let before_each = self.per_receiver();
         let before = self.delivered();
@@ -402,11 +409,7 @@ impl Target {
             }
             self.ctls[0].call("lat", work, limit_s(secs + 60)).await?;
         }
-        let receivers = match room {
-            Some(r) if self.raw.is_none() => self.rooms.iter().filter(|x| **x == r).count(),
-            _ => self.receivers.len(),
-        };
-        let expected = total * receivers as u64;
+        let expected = total * self.receivers_of(room);
         let got = self.wait_deliveries(before, expected).await;
         let mut all = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         for c in &self.receivers {
