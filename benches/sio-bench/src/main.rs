@@ -117,6 +117,19 @@ const LOADS: [&str; 9] = [
     "binary",
 ];
 const ROOMS: usize = 10;
+
+/// The room of the client with index `i` (over all nodes of a configuration):
+/// every `cycle` clients (a cluster node's worth) cover the rooms anew, so each
+/// node of a cluster holds the same rooms, and the local node, with three
+/// nodes' worth of clients, holds them as often as the three together.
+fn room_of(i: usize, cycle: usize) -> usize {
+    (i % cycle.max(1)) % ROOMS
+}
+
+/// How many clients a broadcast to one room reaches, in every configuration.
+fn room_members(per_node: usize) -> usize {
+    3 * per_node.div_ceil(ROOMS)
+}
 /// How long deliveries may pause before the rest counts as lost.
 const QUIET: Duration = Duration::from_secs(1);
 
@@ -152,6 +165,7 @@ impl Target {
         url: &str,
         nodes: usize,
         per_node: usize,
+        room_cycle: usize,
         broker_pid: Option<u32>,
         extra: &[String],
     ) -> Result<Self, String> {
@@ -163,7 +177,7 @@ impl Target {
         let mut rooms = Vec::new();
         for (i, node) in procs.iter().enumerate() {
             for k in 0..per_node {
-                let room = (i * per_node + k) % ROOMS;
+                let room = room_of(i * per_node + k, room_cycle);
                 receivers.push(client::receiver(node.port, &format!("r{room}")).await?);
                 rooms.push(room);
             }
@@ -541,17 +555,19 @@ fn title(spec: &LoadSpec, args: &Args, clients: usize) -> String {
             spec.count, spec.size
         ),
         "room" => format!(
-            "burst of {} broadcasts of {} B to one of {ROOMS} rooms ({} clients; {inflight})",
+            "burst of {} broadcasts of {} B to one of {} rooms ({} clients; {inflight})",
             spec.count,
             spec.size,
-            clients / ROOMS
+            args.clients.min(ROOMS),
+            room_members(args.clients)
         ),
         "latency" if spec.key == "latency-room" => format!(
-            "{} broadcasts/s for {} s to one of {ROOMS} rooms ({} clients, the same on every \
+            "{} broadcasts/s for {} s to one of {} rooms ({} clients, the same on every \
              node), emit → client receipt",
             args.rate,
             args.secs,
-            clients / ROOMS
+            args.clients.min(ROOMS),
+            room_members(args.clients)
         ),
         "latency" => format!(
             "{} broadcasts/s for {} s to all {clients} clients, emit → client receipt",
@@ -649,14 +665,14 @@ async fn run(args: Args) -> Result<(), String> {
         let nats_pid = nats.as_ref().and_then(nats_harness::NatsServer::pid);
         let nats_url = nats.as_ref().map(nats_harness::NatsServer::url);
         let t = match name {
-            "local" => Target::cluster("local", "", 1, clients, None, &[]).await?,
+            "local" => Target::cluster("local", "", 1, clients, args.clients, None, &[]).await?,
             "redis" => {
                 let r = redis.as_ref().ok_or("no redis")?;
                 let extra = [
                     "--redis-stream-buffer".to_owned(),
                     args.redis_buffer.to_string(),
                 ];
-                Target::cluster("redis", &r.url(), 3, args.clients, r.pid(), &extra).await?
+                Target::cluster("redis", &r.url(), 3, args.clients, args.clients, r.pid(), &extra).await?
             }
             "nats" => {
                 let extra: &[String] = if args.nats_echo {
@@ -668,6 +684,7 @@ async fn run(args: Args) -> Result<(), String> {
                     "nats",
                     &nats_url.unwrap_or_default(),
                     3,
+                    args.clients,
                     args.clients,
                     nats_pid,
                     extra,
