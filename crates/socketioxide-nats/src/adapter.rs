@@ -37,6 +37,7 @@ use crate::{
     ack::{AckStream, RemoteAcks},
     handle::{NamespaceView, NatsHandle, Registry},
     nodes::Nodes,
+    pacing::Pacing,
     requests::{Event, Requests, is_no_responders},
     sharing::ConnectionShare,
 };
@@ -126,6 +127,8 @@ pub struct NatsAdapter<E> {
     registry: Arc<Registry>,
     /// Whether the broker echoed one of this node's own messages back.
     echo_seen: AtomicBool,
+    /// Whether a broadcast lets the connection write before the local fan-out.
+    pacing: Pacing,
     /// From init to close: this adapter's use of its connection, which tells
     /// whether other adapters of the namespace share it.
     share: Mutex<Option<ConnectionShare>>,
@@ -435,6 +438,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             closed: AtomicBool::new(false),
             registry: state.registry.clone(),
             echo_seen: AtomicBool::new(false),
+            pacing: Pacing::new(),
             share: Mutex::new(None),
         }
     }
@@ -525,6 +529,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         // Deliver locally first when NATS is down, so local sockets do not wait for it.
         let (published, local) = if self.is_connected() {
             let published = remote.await;
+            // Outside bursts, the remote nodes should not wait for the local
+            // fan-out to get the message (see the pacing module).
+            if published.is_ok() && self.pacing.should_yield() {
+                tokio::task::yield_now().await;
+            }
             let local = target.is_none().then(|| self.local.broadcast(packet, opts));
             (published, local)
         } else {

@@ -271,6 +271,7 @@ mod handle;
 mod heartbeat;
 mod monitor;
 mod nodes;
+mod pacing;
 mod recv;
 mod requests;
 mod sharing;
