@@ -672,7 +672,16 @@ async fn run(args: Args) -> Result<(), String> {
                     "--redis-stream-buffer".to_owned(),
                     args.redis_buffer.to_string(),
                 ];
-                Target::cluster("redis", &r.url(), 3, args.clients, args.clients, r.pid(), &extra).await?
+                Target::cluster(
+                    "redis",
+                    &r.url(),
+                    3,
+                    args.clients,
+                    args.clients,
+                    r.pid(),
+                    &extra,
+                )
+                .await?
             }
             "nats" => {
                 let extra: &[String] = if args.nats_echo {
