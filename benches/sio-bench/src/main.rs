@@ -130,6 +130,7 @@ fn room_of(i: usize, cycle: usize) -> usize {
 fn room_members(per_node: usize) -> usize {
     3 * per_node.div_ceil(ROOMS)
 }
+
 /// How long deliveries may pause before the rest counts as lost.
 const QUIET: Duration = Duration::from_secs(1);
 

@@ -530,8 +530,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         let (published, local) = if self.is_connected() {
             let published = remote.await;
             // Outside bursts, the remote nodes should not wait for the local
-            // fan-out to get the message (see the pacing module).
-            if published.is_ok() && self.pacing.should_yield() {
+            // fan-out to get the message (see the pacing module). A broadcast
+            // to another node has no local fan-out to wait for.
+            if published.is_ok() && target.is_none() && self.pacing.should_yield() {
                 tokio::task::yield_now().await;
             }
             let local = target.is_none().then(|| self.local.broadcast(packet, opts));
