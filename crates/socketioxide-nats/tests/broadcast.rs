@@ -36,6 +36,33 @@ async fn emit_to_all_reaches_every_node_once() {
     sentinel(&nodes[1].io, &mut [a, b, d]).await;
 }
 
+/// A broadcast after a pause yields once its publish is queued (so the NATS write
+/// leaves before the local fan-out); the ones of a burst right after it do not.
+/// Either way, local and remote clients get them in the order they were emitted.
+#[tokio::test]
+async fn paced_and_burst_broadcasts_keep_their_order() {
+    let nats = NatsServer::start();
+    let nodes = nodes::<2>(&nats.url()).await;
+    start_ns!(nodes, "/", join_own_id);
+    let mut local = client(&nodes[0].io, "/").await;
+    let mut remote = client(&nodes[1].io, "/").await;
+    let mut sent = 0;
+    for _ in 0..5 {
+        // Far longer than the pacing's burst gap: the next broadcast yields.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        for _ in 0..20 {
+            nodes[0].io.emit("n", &sent).await.unwrap();
+            sent += 1;
+        }
+    }
+    for c in [&mut local, &mut remote] {
+        for i in 0..sent {
+            assert_eq!(c.next().await, format!(r#"42["n",{i}]"#));
+        }
+    }
+    sentinel(&nodes[0].io, &mut [&mut local, &mut remote]).await;
+}
+
 #[tokio::test]
 async fn socket_broadcast_excludes_the_sender() {
     let nats = NatsServer::start();
