@@ -210,9 +210,13 @@ impl<E> NatsAdapter<E> {
         (users > 1 && !self.echo_seen.load(Ordering::Relaxed)).then_some(users)
     }
 
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
     /// Wait until NATS is connected, at most until `deadline`.
     async fn connected_by(&self, deadline: Instant) -> bool {
-        while self.client.connection_state() != State::Connected {
+        while !self.is_connected() {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -244,9 +248,15 @@ impl<E> NatsAdapter<E> {
                 max,
             });
         }
-        let deadline = Instant::now() + self.config.publish_timeout;
-        if !self.connected_by(deadline).await {
-            return Err(self.unreachable(format!("publish to {subject}")));
+        // The deadline is only needed off the fast path (disconnected, or the
+        // client's queue full): no clock read per publish otherwise.
+        let mut deadline = None;
+        if !self.is_connected() {
+            let by = Instant::now() + self.config.publish_timeout;
+            if !self.connected_by(by).await {
+                return Err(self.unreachable(format!("publish to {subject}")));
+            }
+            deadline = Some(by);
         }
         let publish = async {
             match reply {
@@ -265,7 +275,10 @@ impl<E> NatsAdapter<E> {
         let first = futures_util::FutureExt::now_or_never(publish.as_mut());
         let outcome = match first {
             Some(res) => Ok(res),
-            None => tokio::time::timeout_at(deadline, publish).await,
+            None => {
+                let by = deadline.unwrap_or_else(|| Instant::now() + self.config.publish_timeout);
+                tokio::time::timeout_at(by, publish).await
+            }
         };
         match outcome {
             Ok(Ok(())) => Ok(()),
@@ -374,10 +387,6 @@ impl<E> NatsAdapter<E> {
 }
 
 impl<E: SocketEmitter> NatsAdapter<E> {
-    fn is_connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
-    }
-
     /// Join (or leave) rooms everywhere: fire-and-forget to every node, or
     /// confirmed by the one node holding a targeted socket.
     async fn change_rooms(
