@@ -159,9 +159,14 @@ fn len_u32(len: usize) -> u32 {
 }
 
 /// Reads MessagePack values from a received buffer, slicing it for `str` and `bin`.
+///
+/// Every position and length computation is checked: lengths come from the wire
+/// (up to `u32::MAX`), and on a 32-bit target `usize` is no wider than that, so an
+/// unchecked `len + 1` or `2 * len` could wrap and make a forged length look small.
 #[derive(Debug)]
 pub(crate) struct Reader {
     data: Bytes,
+    /// Invariant: `pos <= data.len()`.
     pos: usize,
 }
 
@@ -171,37 +176,49 @@ impl Reader {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.data.len() - self.pos
+        self.data.len().saturating_sub(self.pos)
     }
 
     fn eof(what: &'static str) -> ProtocolError {
         ProtocolError::Truncated { what }
     }
 
+    /// Where the next `n` bytes end, if the input holds them.
+    fn end_of(&self, n: usize, what: &'static str) -> Result<usize, ProtocolError> {
+        self.pos
+            .checked_add(n)
+            .filter(|&end| end <= self.data.len())
+            .ok_or(Self::eof(what))
+    }
+
     fn u8(&mut self, what: &'static str) -> Result<u8, ProtocolError> {
-        let b = *self.data.get(self.pos).ok_or(Self::eof(what))?;
-        self.pos += 1;
+        let [b] = self.fixed::<1>(what)?;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, ProtocolError> {
-        if self.remaining() < n {
-            return Err(Self::eof(what));
-        }
-        let out = self.data.slice(self.pos..self.pos + n);
-        self.pos += n;
+    /// The next `N` bytes, for big-endian numbers.
+    fn fixed<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ProtocolError> {
+        let end = self.end_of(N, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.data[self.pos..end]);
+        self.pos = end;
         Ok(out)
     }
 
-    fn be(&mut self, n: usize, what: &'static str) -> Result<u64, ProtocolError> {
-        if self.remaining() < n {
-            return Err(Self::eof(what));
-        }
-        let v = self.data[self.pos..self.pos + n]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        self.pos += n;
-        Ok(v)
+    fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, ProtocolError> {
+        let end = self.end_of(n, what)?;
+        let out = self.data.slice(self.pos..end);
+        self.pos = end;
+        Ok(out)
+    }
+
+    /// A big-endian length prefix of 1, 2 or 4 bytes (`N`), as a `usize`.
+    fn len<const N: usize>(&mut self, what: &'static str) -> Result<usize, ProtocolError> {
+        let b = self.fixed::<N>(what)?;
+        let v = b.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        // Only fails where usize is narrower than the prefix (a 16-bit target); the
+        // input could not hold that many bytes anyway.
+        usize::try_from(v).map_err(|_| too_large(what, usize::MAX))
     }
 
     fn peek(&self) -> Option<u8> {
@@ -211,7 +228,7 @@ impl Reader {
     /// Consume a nil if it is next; tell whether it was.
     pub(crate) fn nil(&mut self) -> bool {
         if self.peek() == Some(0xc0) {
-            self.pos += 1;
+            self.pos += 1; // peek saw a byte there, so pos < data.len()
             true
         } else {
             false
@@ -223,18 +240,19 @@ impl Reader {
     }
 
     /// Read an array header. The length is checked against the bytes left (every
-    /// element takes at least one byte), so a forged length cannot cause a large
-    /// allocation in callers that reserve `len` slots.
+    /// element takes at least one byte). Callers that reserve room for the elements
+    /// must still divide the bytes left by their elements' smallest encoding: one
+    /// slot per input byte is far more memory than the input for most elements.
     pub(crate) fn array(&mut self, what: &'static str) -> Result<usize, ProtocolError> {
         let m = self.u8(what)?;
         let len = match m {
             0x90..=0x9f => usize::from(m & 0x0f),
-            0xdc => self.be(2, what)? as usize,
-            0xdd => self.be(4, what)? as usize,
+            0xdc => self.len::<2>(what)?,
+            0xdd => self.len::<4>(what)?,
             _ => return Err(Self::unexpected(what, m)),
         };
         if len > self.remaining() {
-            return Err(ProtocolError::LengthTooLarge { what, len });
+            return Err(too_large(what, len));
         }
         Ok(len)
     }
@@ -247,38 +265,42 @@ impl Reader {
         }
     }
 
-    pub(crate) fn int(&mut self, what: &'static str) -> Result<i64, ProtocolError> {
+    /// Any integer encoding, signed or not, at any width. `i128` holds both the
+    /// whole `u64` range (0xcf) and the whole `i64` range (0xd3), so [`Self::int`]
+    /// and [`Self::uint`] each accept every value of their type whatever width and
+    /// signedness the writer picked.
+    fn integer(&mut self, what: &'static str) -> Result<i128, ProtocolError> {
         let m = self.u8(what)?;
-        let v = match m {
-            0x00..=0x7f => i64::from(m),
-            0xe0..=0xff => i64::from(m as i8),
-            0xcc => self.be(1, what)? as i64,
-            0xcd => self.be(2, what)? as i64,
-            0xce => self.be(4, what)? as i64,
-            0xcf => {
-                i64::try_from(self.be(8, what)?).map_err(|_| ProtocolError::OutOfRange { what })?
-            }
-            0xd0 => i64::from(self.be(1, what)? as u8 as i8),
-            0xd1 => i64::from(self.be(2, what)? as u16 as i16),
-            0xd2 => i64::from(self.be(4, what)? as u32 as i32),
-            0xd3 => self.be(8, what)? as i64,
+        Ok(match m {
+            0x00..=0x7f => i128::from(m),
+            0xe0..=0xff => i128::from(i8::from_be_bytes([m])),
+            0xcc => i128::from(self.u8(what)?),
+            0xcd => i128::from(u16::from_be_bytes(self.fixed(what)?)),
+            0xce => i128::from(u32::from_be_bytes(self.fixed(what)?)),
+            0xcf => i128::from(u64::from_be_bytes(self.fixed(what)?)),
+            0xd0 => i128::from(i8::from_be_bytes(self.fixed(what)?)),
+            0xd1 => i128::from(i16::from_be_bytes(self.fixed(what)?)),
+            0xd2 => i128::from(i32::from_be_bytes(self.fixed(what)?)),
+            0xd3 => i128::from(i64::from_be_bytes(self.fixed(what)?)),
             _ => return Err(Self::unexpected(what, m)),
-        };
-        Ok(v)
+        })
+    }
+
+    pub(crate) fn int(&mut self, what: &'static str) -> Result<i64, ProtocolError> {
+        i64::try_from(self.integer(what)?).map_err(|_| ProtocolError::OutOfRange { what })
     }
 
     pub(crate) fn uint(&mut self, what: &'static str) -> Result<u64, ProtocolError> {
-        let v = self.int(what)?;
-        u64::try_from(v).map_err(|_| ProtocolError::OutOfRange { what })
+        u64::try_from(self.integer(what)?).map_err(|_| ProtocolError::OutOfRange { what })
     }
 
     fn str_len(&mut self, what: &'static str) -> Result<usize, ProtocolError> {
         let m = self.u8(what)?;
         Ok(match m {
             0xa0..=0xbf => usize::from(m & 0x1f),
-            0xd9 => self.be(1, what)? as usize,
-            0xda => self.be(2, what)? as usize,
-            0xdb => self.be(4, what)? as usize,
+            0xd9 => self.len::<1>(what)?,
+            0xda => self.len::<2>(what)?,
+            0xdb => self.len::<4>(what)?,
             _ => return Err(Self::unexpected(what, m)),
         })
     }
@@ -294,12 +316,9 @@ impl Reader {
     /// Read a `str` borrowed from the input.
     pub(crate) fn str(&mut self, what: &'static str) -> Result<&str, ProtocolError> {
         let len = self.str_len(what)?;
-        if self.remaining() < len {
-            return Err(Self::eof(what));
-        }
         let start = self.pos;
-        self.pos += len;
-        std::str::from_utf8(&self.data[start..start + len])
+        self.pos = self.end_of(len, what)?;
+        std::str::from_utf8(&self.data[start..self.pos])
             .map_err(|_| ProtocolError::InvalidUtf8 { what })
     }
 
@@ -315,9 +334,9 @@ impl Reader {
     pub(crate) fn bin(&mut self, what: &'static str) -> Result<Bytes, ProtocolError> {
         let m = self.u8(what)?;
         let len = match m {
-            0xc4 => self.be(1, what)? as usize,
-            0xc5 => self.be(2, what)? as usize,
-            0xc6 => self.be(4, what)? as usize,
+            0xc4 => self.len::<1>(what)?,
+            0xc5 => self.len::<2>(what)?,
+            0xc6 => self.len::<4>(what)?,
             _ => return Err(Self::unexpected(what, m)),
         };
         self.take(len, what)
@@ -349,27 +368,49 @@ impl Reader {
             0xd6 => (5, 0),
             0xd7 => (9, 0),
             0xd8 => (17, 0),
-            0xc4 | 0xd9 => (self.be(1, WHAT)? as usize, 0),
-            0xc5 | 0xda => (self.be(2, WHAT)? as usize, 0),
-            0xc6 | 0xdb => (self.be(4, WHAT)? as usize, 0),
-            0xc7 => (self.be(1, WHAT)? as usize + 1, 0),
-            0xc8 => (self.be(2, WHAT)? as usize + 1, 0),
-            0xc9 => (self.be(4, WHAT)? as usize + 1, 0),
-            0xdc => (0, self.be(2, WHAT)? as usize),
-            0xdd => (0, self.be(4, WHAT)? as usize),
-            0xde => (0, 2 * self.be(2, WHAT)? as usize),
-            0xdf => (0, 2 * self.be(4, WHAT)? as usize),
+            0xc4 | 0xd9 => (self.len::<1>(WHAT)?, 0),
+            0xc5 | 0xda => (self.len::<2>(WHAT)?, 0),
+            0xc6 | 0xdb => (self.len::<4>(WHAT)?, 0),
+            // ext: the length does not count the type byte
+            0xc7 => (ext_body(self.len::<1>(WHAT)?)?, 0),
+            0xc8 => (ext_body(self.len::<2>(WHAT)?)?, 0),
+            0xc9 => (ext_body(self.len::<4>(WHAT)?)?, 0),
+            0xdc => (0, self.len::<2>(WHAT)?),
+            0xdd => (0, self.len::<4>(WHAT)?),
+            0xde => (0, map_items(self.len::<2>(WHAT)?)?),
+            0xdf => (0, map_items(self.len::<4>(WHAT)?)?),
             0xc1 => return Err(Self::unexpected(WHAT, m)),
         };
-        if body > self.remaining() || items > self.remaining() {
+        // Every item takes at least one byte: a count over the bytes left is a lie,
+        // refused before looping over it.
+        if items > self.remaining() {
             return Err(Self::eof(WHAT));
         }
-        self.pos += body;
+        self.pos = self.end_of(body, WHAT)?;
         for _ in 0..items {
             self.skip_depth(depth + 1)?;
         }
         Ok(())
     }
+}
+
+fn too_large(what: &'static str, len: usize) -> ProtocolError {
+    ProtocolError::LengthTooLarge { what, len }
+}
+
+/// The bytes after an ext header: the data and its type byte. Checked: with a
+/// 32-bit `usize`, an ext32 length of `u32::MAX` would wrap to 0.
+fn ext_body(len: usize) -> Result<usize, ProtocolError> {
+    len.checked_add(1)
+        .ok_or(too_large("skipped field", usize::MAX))
+}
+
+/// The values in a map of `pairs` entries. Checked: with a 32-bit `usize`, a map32
+/// of 2^31 pairs would wrap to 0 values.
+fn map_items(pairs: usize) -> Result<usize, ProtocolError> {
+    pairs
+        .checked_mul(2)
+        .ok_or(too_large("skipped field", usize::MAX))
 }
 
 #[cfg(test)]
@@ -442,6 +483,144 @@ mod tests {
         assert!(matches!(r.bin("b"), Err(ProtocolError::Truncated { .. })));
         let mut r = Reader::new(Bytes::from_static(&[0xdb, 0x7f, 0xff, 0xff, 0xff]));
         assert!(matches!(r.str("s"), Err(ProtocolError::Truncated { .. })));
+    }
+
+    fn reader(bytes: &'static [u8]) -> Reader {
+        Reader::new(Bytes::from_static(bytes))
+    }
+
+    #[test]
+    fn uint_accepts_the_whole_u64_range() {
+        for v in [
+            0,
+            1,
+            0x7f,
+            0x80,
+            0xff,
+            0x100,
+            0xffff,
+            0x1_0000,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            i64::MAX as u64,
+            i64::MAX as u64 + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut w = Writer::default();
+            w.uint(v);
+            let mut r = Reader::new(w.finish());
+            assert_eq!(r.uint("x"), Ok(v), "{v}");
+            assert_eq!(r.remaining(), 0);
+        }
+        // Other writers may pick any width or a signed marker for a positive value.
+        assert_eq!(reader(&[0xd0, 0x05]).uint("x"), Ok(5));
+        assert_eq!(
+            reader(&[0xd3, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).uint("x"),
+            Ok(i64::MAX as u64)
+        );
+        assert_eq!(reader(&[0xcf, 0, 0, 0, 0, 0, 0, 0, 7]).uint("x"), Ok(7));
+        // Negative values are not unsigned, at every width.
+        for neg in [
+            &[0xff][..],
+            &[0xe0],
+            &[0xd0, 0xff],
+            &[0xd1, 0x80, 0x00],
+            &[0xd2, 0xff, 0xff, 0xff, 0xff],
+            &[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            let mut r = Reader::new(Bytes::copy_from_slice(neg));
+            assert_eq!(
+                r.uint("x"),
+                Err(ProtocolError::OutOfRange { what: "x" }),
+                "{neg:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn int_refuses_unsigned_values_over_i64_max() {
+        assert_eq!(
+            reader(&[0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).int("x"),
+            Ok(i64::MAX)
+        );
+        assert_eq!(
+            reader(&[0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0]).int("x"),
+            Err(ProtocolError::OutOfRange { what: "x" })
+        );
+        assert_eq!(
+            reader(&[0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).int("x"),
+            Err(ProtocolError::OutOfRange { what: "x" })
+        );
+    }
+
+    #[test]
+    fn truncated_numbers_are_errors() {
+        for bytes in [
+            &[0xcc][..],
+            &[0xcd, 0],
+            &[0xce, 0, 0, 0],
+            &[0xcf, 0, 0, 0, 0, 0, 0, 0],
+            &[0xd3],
+            &[],
+        ] {
+            let mut r = Reader::new(Bytes::copy_from_slice(bytes));
+            assert_eq!(r.uint("n"), Err(ProtocolError::Truncated { what: "n" }));
+        }
+    }
+
+    /// The sums and products that would wrap with a 32-bit `usize` (where
+    /// `usize::MAX == u32::MAX`, the largest length on the wire) are checked.
+    #[test]
+    fn length_arithmetic_is_checked_at_usize_max() {
+        assert!(ext_body(usize::MAX).is_err());
+        assert_eq!(ext_body(usize::MAX - 1), Ok(usize::MAX));
+        assert!(map_items(usize::MAX / 2 + 1).is_err());
+        assert_eq!(map_items(usize::MAX / 2), Ok(usize::MAX - 1));
+        // pos + n past usize::MAX is a truncation, not an overflow.
+        let mut r = reader(&[0xa1, b'a', 0xc4]);
+        assert_eq!(r.u8("x"), Ok(0xa1));
+        assert!(matches!(
+            r.take(usize::MAX, "t"),
+            Err(ProtocolError::Truncated { .. })
+        ));
+        assert!(matches!(
+            r.end_of(usize::MAX - 1, "t"),
+            Err(ProtocolError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn edge_lengths_are_errors_not_panics() {
+        let cases: [&[u8]; 10] = [
+            &[0xc9, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00], // ext32 of u32::MAX bytes
+            &[0xc8, 0xff, 0xff, 0x01],                   // ext16 of 65535 bytes
+            &[0xc7, 0xff, 0x01],                         // ext8 of 255 bytes
+            &[0xdf, 0xff, 0xff, 0xff, 0xff, 0x01],       // map32 of u32::MAX pairs
+            &[0xdf, 0x80, 0x00, 0x00, 0x00, 0x01],       // 2^31 pairs: 2^32 values
+            &[0xde, 0xff, 0xff, 0x01, 0x01],             // map16 of 65535 pairs
+            &[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],       // array32 of u32::MAX
+            &[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'],       // str32 of u32::MAX bytes
+            &[0xc6, 0xff, 0xff, 0xff, 0xff, 0x00],       // bin32 of u32::MAX bytes
+            &[0xc6, 0xff, 0xff, 0xff],                   // cut in its length
+        ];
+        for bytes in cases {
+            let mut r = Reader::new(Bytes::copy_from_slice(bytes));
+            assert!(r.skip().is_err(), "{bytes:02x?}");
+        }
+        // The exact fits are accepted.
+        let mut r = reader(&[0xc7, 0x01, 0x05, 0xaa, 0x07]);
+        r.skip().unwrap();
+        assert_eq!(r.uint("after"), Ok(7));
+        let mut r = reader(&[0xdd, 0x00, 0x00, 0x00, 0x02, 0x01, 0x02]);
+        assert_eq!(r.array("a"), Ok(2));
+        let mut r = reader(&[0xdd, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02]);
+        assert_eq!(
+            r.array("a"),
+            Err(ProtocolError::LengthTooLarge { what: "a", len: 3 })
+        );
+        let mut r = reader(&[0xdb, 0x00, 0x00, 0x00, 0x01, b'a']);
+        assert_eq!(r.str("s"), Ok("a"));
     }
 
     #[test]
