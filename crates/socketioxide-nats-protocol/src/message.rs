@@ -614,6 +614,28 @@ impl ResponseOut<'_> {
 
 // ===== decoding =====
 
+// The smallest encoding of one element of each list a message carries. A list
+// header's count is only checked against the bytes left, one byte per element;
+// reserving that many slots would cost `size_of::<T>()` bytes per input byte
+// (64 for a socket), so capacities are bounded by these instead. With them, an
+// honest list gets its exact capacity and a forged count no more than the
+// elements the bytes left could hold.
+
+/// A room: the empty `str`, `a0`.
+const MIN_ROOM: usize = 1;
+/// A binary attachment: the empty `bin`, `c4 00`.
+const MIN_BIN: usize = 2;
+/// An id: a `str` of 16 characters, `b0` and the characters.
+const MIN_ID: usize = 17;
+/// A socket: `[id, server_id, ns]`, an array header, two ids, the empty `str`.
+const MIN_SOCKET: usize = 1 + MIN_ID + MIN_ID + 1;
+
+/// How many `claimed` elements of at least `min_size` bytes each to reserve room
+/// for: no more than the bytes left can hold.
+fn capacity(r: &Reader, claimed: usize, min_size: usize) -> usize {
+    claimed.min(r.remaining() / min_size)
+}
+
 fn read_sid(r: &mut Reader, what: &'static str) -> Result<Sid, ProtocolError> {
     Sid::from_str(r.str(what)?).map_err(|_| ProtocolError::InvalidId { what })
 }
@@ -632,7 +654,7 @@ fn read_opt_sid(r: &mut Reader, what: &'static str) -> Result<Option<Sid>, Proto
 
 fn read_rooms(r: &mut Reader, what: &'static str) -> Result<Vec<Room>, ProtocolError> {
     let n = r.array(what)?;
-    let mut rooms = Vec::with_capacity(n);
+    let mut rooms = Vec::with_capacity(capacity(r, n, MIN_ROOM));
     for _ in 0..n {
         rooms.push(Cow::Owned(r.str(what)?.to_owned()));
     }
@@ -700,7 +722,7 @@ fn read_value(r: &mut Reader) -> Result<Value, ProtocolError> {
                 None
             } else {
                 let m = r.array("binary attachments")?;
-                let mut bins = VecDeque::with_capacity(m);
+                let mut bins = VecDeque::with_capacity(capacity(r, m, MIN_BIN));
                 for _ in 0..m {
                     bins.push_back(r.bin("binary attachment")?);
                 }
@@ -885,7 +907,7 @@ pub fn decode_response(data: Bytes) -> Result<ResponseIn, ProtocolError> {
         K::Rooms => (ResponseBody::Rooms(read_rooms(&mut r, "rooms")?), 4),
         K::Sockets => {
             let m = r.array("sockets")?;
-            let mut sockets = Vec::with_capacity(m);
+            let mut sockets = Vec::with_capacity(capacity(&r, m, MIN_SOCKET));
             for _ in 0..m {
                 let extra = read_fields(&mut r, "socket", 3)?;
                 let id = read_sid(&mut r, "socket id")?;
@@ -909,7 +931,7 @@ pub fn decode_response(data: Bytes) -> Result<ResponseIn, ProtocolError> {
         }
         K::Nodes => {
             let m = r.array("nodes")?;
-            let mut nodes = Vec::with_capacity(m);
+            let mut nodes = Vec::with_capacity(capacity(&r, m, MIN_ID));
             for _ in 0..m {
                 nodes.push(read_uid(&mut r, "node id")?);
             }
