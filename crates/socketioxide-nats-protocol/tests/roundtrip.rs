@@ -359,28 +359,417 @@ fn trailing_fields_from_a_newer_minor_revision_are_ignored() {
     assert_eq!(req.origin, origin);
 }
 
+/// `ack_timeout_ms` is a `uint`: every value the encoder can write must decode, up
+/// to the `u64::MAX` it writes for durations too long for milliseconds in a `u64`
+/// (`Duration::MAX` included), or every other node would drop the message.
+#[test]
+fn ack_timeouts_roundtrip_over_the_whole_u64_range() {
+    let o = opts();
+    let p = Packet::event("/", Value::Str(Str::from("[\"ping\"]"), None));
+    let ms = Duration::from_millis;
+    for (sent, received) in [
+        (ms(0), ms(0)),
+        (ms(1), ms(1)),
+        (ms(u64::from(u32::MAX)), ms(u64::from(u32::MAX))),
+        (ms(i64::MAX as u64), ms(i64::MAX as u64)),
+        (ms(i64::MAX as u64 + 1), ms(i64::MAX as u64 + 1)),
+        (ms(u64::MAX), ms(u64::MAX)),
+        (Duration::MAX, ms(u64::MAX)), // the encoder saturates the milliseconds
+    ] {
+        let bytes = RequestOut {
+            origin: Uid::new(),
+            id: Some(Sid::new()),
+            body: RequestOutBody::BroadcastWithAck {
+                opts: &o,
+                packet: &p,
+                ack_timeout: Some(sent),
+            },
+        }
+        .encode();
+        let req = decode_request(bytes.clone())
+            .unwrap_or_else(|e| panic!("ack timeout {sent:?} does not decode: {e}"));
+        let RequestBody::BroadcastWithAck { ack_timeout, .. } = req.body else {
+            panic!("{sent:?}: decoded as another request: {:?}", req.body);
+        };
+        assert_eq!(ack_timeout, Some(received), "{sent:?}");
+        if received >= ms(i64::MAX as u64 + 1) {
+            // The value only fits a uint64, the marker the decoder used to refuse.
+            assert_eq!(bytes[bytes.len() - 9], 0xcf, "{sent:?}");
+        }
+    }
+}
+
+// ----- random input -----
+
+/// xorshift64, so the random tests are deterministic without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn byte(&mut self) -> u8 {
+        (self.next() >> 24) as u8
+    }
+    fn percent(&mut self, p: usize) -> bool {
+        self.below(100) < p
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let len = self.below(max + 1);
+        (0..len).map(|_| self.byte()).collect()
+    }
+    fn id(&mut self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        (0..16).map(|_| char::from(*self.pick(ALPHABET))).collect()
+    }
+    fn sid(&mut self) -> Sid {
+        self.id().parse().expect("a valid id")
+    }
+    fn uid(&mut self) -> Uid {
+        self.id().parse().expect("a valid id")
+    }
+}
+
+/// Request types and how many fields each has at least.
+const REQUEST_KINDS: &[(u8, usize)] = &[
+    (0, 6),
+    (1, 7),
+    (2, 5),
+    (3, 5),
+    (4, 6),
+    (5, 6),
+    (6, 5),
+    (20, 4),
+    (21, 4),
+    (22, 4),
+    (23, 4),
+    (30, 6),
+    (31, 5),
+];
+/// Response types and how many fields each has at least.
+const RESPONSE_KINDS: &[(u8, usize)] = &[(0, 6), (1, 4), (2, 4), (3, 4), (4, 4), (5, 5), (6, 4)];
+
+/// A valid header: array of `fields`, version 1, `kind`, an origin, and for a
+/// request an id (nil or valid).
+fn header(rng: &mut Rng, request: bool, kind: u8, fields: usize) -> Vec<u8> {
+    let mut m = vec![0x90 | fields as u8, 0x01, kind, 0xb0];
+    m.extend_from_slice(rng.id().as_bytes());
+    if request {
+        if rng.percent(50) {
+            m.push(0xc0);
+        } else {
+            m.push(0xb0);
+            m.extend_from_slice(rng.id().as_bytes());
+        }
+    }
+    m
+}
+
+/// A random MessagePack value made of the types the protocol uses, with the
+/// markers and lengths the decoder reads, so bodies get past their first field.
+fn random_value(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
+    match rng.below(if depth > 3 { 8 } else { 11 }) {
+        0 => out.push(0xc0),
+        1 => out.push(*rng.pick(&[0xc2, 0xc3])),
+        2 => out.push(*rng.pick(&[0x00, 0x01, 0x02, 0x05, 0x07, 0x7f, 0xff, 0xe0])),
+        3 => {
+            let width = *rng.pick(&[0xccu8, 0xcd, 0xce, 0xcf, 0xd0, 0xd3]);
+            out.push(width);
+            let n = match width {
+                0xcc | 0xd0 => 1,
+                0xcd => 2,
+                0xce => 4,
+                _ => 8,
+            };
+            out.extend((0..n).map(|_| rng.byte()));
+        }
+        4 | 5 => {
+            // a str: often an id, sometimes anything (including invalid UTF-8)
+            let s = match rng.below(3) {
+                0 => rng.id().into_bytes(),
+                1 => b"/".to_vec(),
+                _ => rng.bytes(20),
+            };
+            out.push(0xa0 | s.len() as u8);
+            out.extend_from_slice(&s);
+        }
+        6 => {
+            let b = rng.bytes(8);
+            out.extend_from_slice(&[0xc4, b.len() as u8]);
+            out.extend_from_slice(&b);
+        }
+        7 => out.push(rng.byte()),
+        _ => {
+            // an array, often of the lengths options, packets and values have
+            let n = *rng.pick(&[0usize, 1, 2, 3, 5, 5, 5, 6]);
+            out.push(0x90 | n as u8);
+            for _ in 0..n {
+                random_value(rng, depth + 1, out);
+            }
+        }
+    }
+}
+
+/// Valid messages of every type, to mutate. Ids come from `rng`, so the pool is the
+/// same on every run.
+fn valid_messages(rng: &mut Rng) -> Vec<(bool, Bytes)> {
+    let mut o = BroadcastOptions::new(rng.sid());
+    o.add_flag(BroadcastFlags::Broadcast);
+    o.rooms = vec![Cow::Borrowed("a"), Cow::Borrowed("")].into();
+    o.except = vec![Cow::Borrowed("b")].into();
+    o.server_id = Some(rng.uid());
+    let rooms: Vec<Room> = vec![Cow::Borrowed("r1"), Cow::Borrowed("r2")];
+    let mut out = Vec::new();
+    for p in packets() {
+        let bodies = [
+            RequestOutBody::Broadcast {
+                opts: &o,
+                packet: &p,
+            },
+            RequestOutBody::BroadcastWithAck {
+                opts: &o,
+                packet: &p,
+                ack_timeout: Some(Duration::from_secs(2)),
+            },
+        ];
+        for body in bodies {
+            let (origin, id) = (rng.uid(), Some(rng.sid()));
+            out.push((true, RequestOut { origin, id, body }.encode()));
+        }
+    }
+    let bodies = [
+        RequestOutBody::DisconnectSockets { opts: &o },
+        RequestOutBody::AllRooms { opts: &o },
+        RequestOutBody::FetchSockets { opts: &o },
+        RequestOutBody::AddSockets {
+            opts: &o,
+            rooms: &rooms,
+        },
+        RequestOutBody::DelSockets {
+            opts: &o,
+            rooms: &rooms,
+        },
+        RequestOutBody::ServerEvent {
+            event: "ev",
+            data: &[0x81, 0xa1, b'k', 0x01],
+        },
+        RequestOutBody::CustomRequest { data: &[0x01] },
+    ];
+    for body in bodies {
+        let (origin, id) = (rng.uid(), Some(rng.sid()));
+        out.push((true, RequestOut { origin, id, body }.encode()));
+    }
+    let v = Value::Str(
+        Str::from("[1]".to_owned()),
+        Some(vec![Bytes::from_static(b"\0\xff")].into()),
+    );
+    let sockets = vec![RemoteSocketData {
+        id: rng.sid(),
+        server_id: rng.uid(),
+        ns: Str::from("/a"),
+    }];
+    let nodes = vec![rng.uid(), rng.uid()];
+    let bodies = [
+        ResponseOutBody::Ack {
+            sid: rng.sid(),
+            result: Ok(&v),
+        },
+        ResponseOutBody::Ack {
+            sid: rng.sid(),
+            result: Err(&[0xa7, b'T']),
+        },
+        ResponseOutBody::AckCount(3),
+        ResponseOutBody::Rooms(&rooms),
+        ResponseOutBody::Sockets(&sockets),
+        ResponseOutBody::Done(1),
+        ResponseOutBody::Reply(Ok(&[1, 2])),
+        ResponseOutBody::Reply(Err("no")),
+        ResponseOutBody::Nodes(&nodes),
+    ];
+    for body in bodies {
+        out.push((
+            false,
+            ResponseOut {
+                origin: rng.uid(),
+                body,
+            }
+            .encode(),
+        ));
+    }
+    out
+}
+
+/// The length of the header of a message from the encoder: array marker, version,
+/// type, origin, and for a request its id.
+fn header_len(request: bool, m: &[u8]) -> usize {
+    let base = 3 + 17;
+    match (request, m.get(base)) {
+        (true, Some(0xc0)) => base + 1,
+        (true, _) => base + 17,
+        (false, _) => base,
+    }
+}
+
+/// Change a few bytes of the body of `m` (after its header): overwrite, insert,
+/// delete, truncate, or append trailing fields.
+fn mutate_body(rng: &mut Rng, request: bool, m: &Bytes) -> Vec<u8> {
+    let start = header_len(request, m);
+    let mut m = m.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let i = start + rng.below(m.len() - start + 1);
+        match rng.below(5) {
+            0 | 1 if i < m.len() => m[i] = rng.byte(),
+            2 => m.insert(i, rng.byte()),
+            3 if i < m.len() => drop(m.remove(i)),
+            4 => m.truncate(i),
+            _ => m.push(rng.byte()),
+        }
+    }
+    m
+}
+
+/// The field an error is about (`None` for errors about no field in particular).
+fn field_of(e: &ProtocolError) -> Option<&'static str> {
+    match e {
+        ProtocolError::Truncated { what }
+        | ProtocolError::Unexpected { what, .. }
+        | ProtocolError::LengthTooLarge { what, .. }
+        | ProtocolError::OutOfRange { what }
+        | ProtocolError::InvalidUtf8 { what }
+        | ProtocolError::InvalidId { what }
+        | ProtocolError::InvalidTag { what, .. } => Some(what),
+        _ => None,
+    }
+}
+
+/// The errors the header alone can cause; any other outcome means the decoder got
+/// to the body of the message.
+fn is_header_error(e: &ProtocolError) -> bool {
+    matches!(
+        e,
+        ProtocolError::UnsupportedVersion { .. } | ProtocolError::UnknownKind { .. }
+    ) || matches!(
+        field_of(e),
+        // "request" / "response" also cover too few fields for the type
+        Some(
+            "request"
+                | "response"
+                | "protocol version"
+                | "request type"
+                | "response type"
+                | "request origin"
+                | "response origin"
+                | "request id"
+        )
+    )
+}
+
+/// Random and mutated input never panics, and most of it reaches the bodies of the
+/// messages: a generator whose inputs all die at the version byte or the origin
+/// would test nothing, so the test counts where decoding stopped and fails if too
+/// little got past the header.
 #[test]
 fn random_bytes_never_panic() {
-    // xorshift, so the test is deterministic without a dependency
-    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..20_000 {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let len = (s % 64) as usize;
-        let mut buf = Vec::with_capacity(len);
-        let mut x = s;
-        for _ in 0..len {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            buf.push((x >> 56) as u8);
-        }
-        if !buf.is_empty() {
-            buf[0] = 0x90 | (buf[0] & 0x0f);
-        }
+    const INPUTS: usize = 20_000;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let pool = valid_messages(&mut rng);
+    let (mut past_header, mut decoded) = (0usize, 0usize);
+    let mut stopped_at = std::collections::BTreeSet::new();
+    for _ in 0..INPUTS {
+        let request = rng.percent(60);
+        let (buf, request) = match rng.below(10) {
+            // 10%: anything, framed as an array (the old test)
+            0 => {
+                let mut b = rng.bytes(64);
+                if let Some(first) = b.first_mut() {
+                    *first = 0x90 | (*first & 0x0f);
+                }
+                (b, request)
+            }
+            // 30%: a valid header, then random bytes
+            1..=3 => {
+                let kinds = if request {
+                    REQUEST_KINDS
+                } else {
+                    RESPONSE_KINDS
+                };
+                let &(kind, min) = rng.pick(kinds);
+                let fields = min + rng.below(2);
+                let mut b = header(&mut rng, request, kind, fields);
+                b.extend(rng.bytes(48));
+                (b, request)
+            }
+            // 30%: a valid header, then random values of the protocol's types
+            4..=6 => {
+                let kinds = if request {
+                    REQUEST_KINDS
+                } else {
+                    RESPONSE_KINDS
+                };
+                let &(kind, min) = rng.pick(kinds);
+                let fields = min + rng.below(2);
+                let mut b = header(&mut rng, request, kind, fields);
+                let header_fields = if request { 4 } else { 3 };
+                for _ in header_fields..fields {
+                    random_value(&mut rng, 0, &mut b);
+                }
+                (b, request)
+            }
+            // 30%: a valid message with a few body bytes changed
+            _ => {
+                let (request, m) = rng.pick(&pool);
+                (mutate_body(&mut rng, *request, m), *request)
+            }
+        };
         let b = Bytes::from(buf);
-        let _ = decode_request(b.clone());
-        let _ = decode_response(b);
+        // Both decoders see every input (the same bytes can arrive on any subject);
+        // the one matching the generated kind is the one counted.
+        let (req, resp) = (decode_request(b.clone()), decode_response(b));
+        let outcome = if request {
+            req.map(drop)
+        } else {
+            resp.map(drop)
+        };
+        match outcome {
+            Ok(()) => {
+                decoded += 1;
+                past_header += 1;
+            }
+            Err(e) if !is_header_error(&e) => {
+                past_header += 1;
+                // The field and the kind of error, without the values found.
+                let variant = format!("{e:?}");
+                let variant = variant.split(' ').next().unwrap_or("").to_owned();
+                stopped_at.insert((field_of(&e), variant));
+            }
+            Err(_) => {}
+        }
     }
+    println!(
+        "{INPUTS} inputs: {past_header} past the header, {decoded} decoded, {} distinct (field, error) pairs in bodies",
+        stopped_at.len()
+    );
+    assert!(
+        past_header * 100 >= INPUTS * 75,
+        "only {past_header} of {INPUTS} inputs got past the header"
+    );
+    assert!(
+        decoded * 100 >= INPUTS * 10,
+        "only {decoded} of {INPUTS} inputs decoded"
+    );
+    // Errors of many kinds in many fields: the bodies are explored, not just entered.
+    assert!(
+        stopped_at.len() >= 60,
+        "only {} distinct body errors: {stopped_at:#?}",
+        stopped_at.len()
+    );
 }
