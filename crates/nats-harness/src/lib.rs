@@ -15,6 +15,7 @@
 //! println!("servers: {:?}", cluster.urls());
 //! ```
 
+pub mod hostile;
 mod security;
 
 pub use security::{Operator, Pki, TempDir, nkey_user};
