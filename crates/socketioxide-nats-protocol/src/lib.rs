@@ -15,9 +15,13 @@
 //! own size plus a few bytes of framing; decoding slices the received buffer
 //! instead of copying payloads.
 
+pub mod completion;
 mod error;
 pub mod message;
 mod msgpack;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod publish;
 pub mod subjects;
 
 pub use error::ProtocolError;

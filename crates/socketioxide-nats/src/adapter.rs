@@ -1,8 +1,12 @@
 //! The adapter: one instance per namespace, implementing socketioxide's
 //! [`CoreAdapter`] over NATS.
+//!
+//! What happens where (see also ARCHITECTURE.md): messages leave through
+//! [`send`](crate::send), arrive through [`recv`](crate::recv), requests wait in
+//! [`completion`](crate::completion), and which nodes exist is
+//! [`liveness`](crate::liveness)'s decision alone.
 
 use std::{
-    collections::HashSet,
     future::Future,
     pin::Pin,
     sync::{
@@ -13,33 +17,38 @@ use std::{
     time::Duration,
 };
 
-use async_nats::{Client, Subject, connection::State};
-use bytes::Bytes;
+use async_nats::Client;
 use futures_core::future::BoxFuture;
 use socketioxide_core::{
-    Sid, Uid,
+    Uid, Value,
     adapter::{
-        BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, RemoteSocketData, Room,
-        RoomParam, SocketEmitter, Spawnable,
+        BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
+        RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
         errors::{AdapterError, BroadcastError},
     },
     packet::Packet,
+    parser::Parse,
 };
 use socketioxide_nats_protocol::{
     ProtocolError,
-    message::{RequestOut, RequestOutBody, ResponseBody, ResponseIn},
+    completion::Expect,
+    message::{RequestOutBody, ResponseBody, ResponseIn, ResponseKind},
     subjects::NsSubjects,
 };
-use tokio::{task::AbortHandle, time::Instant};
+use tokio::{task::JoinHandle, time::Instant};
 
 use crate::{
     Error, NatsAdapterConfig,
-    ack::{AckStream, RemoteAcks},
-    handle::{NamespaceView, NatsHandle, Registry},
-    nodes::Nodes,
+    ack::AckStream,
+    completion::{Step, Waiter, gather},
+    handle::{NatsHandle, Registry},
+    liveness::Liveness,
     pacing::Pacing,
-    requests::{Event, Requests, is_no_responders},
+    requests::Pending,
+    send::Link,
     sharing::ConnectionShare,
+    tasks::AbortOnDrop,
+    view::NamespaceView,
 };
 
 /// Creates a [`NatsAdapter`] for each namespace: this is the value given to
@@ -104,25 +113,47 @@ impl NatsAdapterCtr {
     }
 }
 
+/// Which form of packet payload this node's socket.io parser writes: the common
+/// parser's text ([`Value::Str`]) or the msgpack parser's bytes ([`Value::Bytes`]).
+/// socketioxide's parsers panic on the other form, so remote packets in it are
+/// refused before they reach them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueForm {
+    Text,
+    Binary,
+}
+
+impl ValueForm {
+    fn of<E: SocketEmitter>(local: &CoreLocalAdapter<E>) -> Self {
+        match local.parser().encode_default(&()) {
+            Ok(Value::Bytes(_)) => ValueForm::Binary,
+            _ => ValueForm::Text,
+        }
+    }
+
+    pub(crate) fn fits(self, value: &Value) -> bool {
+        matches!(
+            (self, value),
+            (ValueForm::Text, Value::Str(..)) | (ValueForm::Binary, Value::Bytes(_))
+        )
+    }
+}
+
 /// The socketioxide adapter that spreads every operation of a namespace over NATS.
 ///
 /// Use it as `SocketIo::builder().with_adapter::<NatsAdapter<_>>(ctr)`; the type
 /// parameter is socketioxide's emitter and is always inferred.
 pub struct NatsAdapter<E> {
     local: CoreLocalAdapter<E>,
-    client: Client,
-    config: NatsAdapterConfig,
-    uid: Uid,
-    subjects: NsSubjects,
+    pub(crate) link: Arc<Link>,
+    pub(crate) liveness: Arc<Liveness>,
     /// Why the namespace cannot start, found when its subjects were built.
     init_error: Option<ProtocolError>,
-    /// Where this node publishes requests for every node, built once.
-    broadcast_subject: Subject,
-    /// The response-subject prefix of this node, to route replies by request id.
-    reply_prefix: String,
-    pub(crate) nodes: Nodes,
-    pub(crate) requests: Arc<Requests>,
-    tasks: Mutex<Vec<AbortHandle>>,
+    pub(crate) form: ValueForm,
+    /// The small tasks of the adapter, from init to close.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Owns the receive loop and the liveness task: aborting it aborts them.
+    watchdog: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
     registry: Arc<Registry>,
     /// Whether the broker echoed one of this node's own messages back.
@@ -137,8 +168,8 @@ pub struct NatsAdapter<E> {
 impl<E> std::fmt::Debug for NatsAdapter<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsAdapter")
-            .field("uid", &self.uid)
-            .field("subjects", &self.subjects)
+            .field("uid", &self.link.uid())
+            .field("subjects", self.link.subjects())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
@@ -148,19 +179,38 @@ impl<E> DefinedAdapter for NatsAdapter<E> {}
 
 impl<E> Drop for NatsAdapter<E> {
     fn drop(&mut self) {
-        self.abort_tasks();
-    }
-}
-
-impl<E> NatsAdapter<E> {
-    fn abort_tasks(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for task in tasks {
+        self.stop_watchdog();
+        for task in self.take_tasks() {
             task.abort();
         }
     }
+}
 
-    pub(crate) fn track(&self, task: AbortHandle) {
+/// A request on its way: what its answers are waited with.
+struct Sent {
+    pending: Pending,
+    target: Option<Uid>,
+    published: Instant,
+    epoch: Option<u64>,
+}
+
+impl<E> NatsAdapter<E> {
+    fn take_tasks(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn stop_watchdog(&self) {
+        let watchdog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
+    }
+
+    pub(crate) fn track(&self, task: JoinHandle<()>) {
         self.tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -169,27 +219,15 @@ impl<E> NatsAdapter<E> {
 
     /// This node's id in the cluster (socketioxide's server id).
     pub(crate) fn uid(&self) -> Uid {
-        self.uid
-    }
-
-    pub(crate) fn subjects(&self) -> &NsSubjects {
-        &self.subjects
-    }
-
-    pub(crate) fn reply_prefix(&self) -> &str {
-        &self.reply_prefix
+        self.link.uid()
     }
 
     pub(crate) fn config(&self) -> &NatsAdapterConfig {
-        &self.config
+        &self.link.config
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Called for each of this node's own messages the broker sends back.
@@ -205,188 +243,105 @@ impl<E> NatsAdapter<E> {
     /// in this process although the connection does not echo (`no_echo`): then
     /// they never hear each other. Meaningful once an own message had time to
     /// come back.
-    pub(crate) fn deaf_to_siblings(&self) -> Option<usize> {
+    fn deaf_to_siblings(&self) -> Option<usize> {
         let users = self.share.lock().ok()?.as_ref()?.users();
         (users > 1 && !self.echo_seen.load(Ordering::Relaxed)).then_some(users)
     }
 
-    fn is_connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
-    }
-
-    /// Wait until NATS is connected, at most until `deadline`.
-    async fn connected_by(&self, deadline: Instant) -> bool {
-        while !self.is_connected() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            // The client exposes its state but no way to await it: poll.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
-    }
-
-    fn unreachable(&self, action: impl Into<String>) -> Error {
-        Error::Unreachable {
-            action: action.into(),
-            timeout: self.config.publish_timeout,
-            state: self.client.connection_state().to_string(),
-        }
-    }
-
-    /// Publish one message, failing within `publish_timeout` if NATS is unreachable.
-    pub(crate) async fn publish(
-        &self,
-        subject: Subject,
-        reply: Option<Subject>,
-        payload: Bytes,
-    ) -> Result<(), Error> {
-        let max = self.client.max_payload();
-        if payload.len() > max {
-            return Err(Error::PayloadTooLarge {
-                size: payload.len(),
-                max,
-            });
-        }
-        // The deadline is only needed off the fast path (disconnected, or the
-        // client's queue full): no clock read per publish otherwise.
-        let mut deadline = None;
-        if !self.is_connected() {
-            let by = Instant::now() + self.config.publish_timeout;
-            if !self.connected_by(by).await {
-                return Err(self.unreachable(format!("publish to {subject}")));
-            }
-            deadline = Some(by);
-        }
-        let publish = async {
-            match reply {
-                Some(reply) => {
-                    self.client
-                        .publish_with_reply(subject.clone(), reply, payload)
-                        .await
-                }
-                None => self.client.publish(subject.clone(), payload).await,
-            }
-        };
-        let mut publish = std::pin::pin!(publish);
-        // The client's queue almost always has room: then the publish completes
-        // on its first poll and needs no timer (profiling showed the timer at
-        // about 5% of a broadcast's instructions).
-        let first = futures_util::FutureExt::now_or_never(publish.as_mut());
-        let outcome = match first {
-            Some(res) => Ok(res),
-            None => {
-                let by = deadline.unwrap_or_else(|| Instant::now() + self.config.publish_timeout);
-                tokio::time::timeout_at(by, publish).await
-            }
-        };
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(Error::Publish {
-                subject: subject.to_string(),
-                source,
-            }),
-            Err(_) => Err(self.unreachable(format!("publish to {subject}"))),
-        }
-    }
-
-    fn target_subject(&self, target: Option<Uid>) -> Subject {
-        match target {
-            Some(node) => Subject::from(self.subjects.node(node.as_str(), self.uid.as_str())),
-            None => self.broadcast_subject.clone(),
-        }
-    }
-
-    fn reply_subject(&self, id: Sid) -> Subject {
-        Subject::from(self.subjects.reply(self.uid.as_str(), id.as_str()))
-    }
-
-    /// Which nodes an ack stream must hear from.
-    fn expected(&self, target: Option<Uid>) -> HashSet<Sid> {
-        match target {
-            Some(node) => HashSet::from([*node]),
-            None => self.nodes.alive().into_iter().map(|uid| *uid).collect(),
-        }
-    }
-
-    /// Send a request that expects one response per node and collect them.
-    async fn request(
-        &self,
-        body: RequestOutBody<'_>,
-        target: Option<Uid>,
-    ) -> Result<Vec<ResponseIn>, Error> {
-        let timeout = self.config.request_timeout;
-        let (responses, _silent) = self.request_with(body, target, timeout).await?;
-        Ok(responses)
-    }
-
-    /// [`request`](Self::request) with a chosen timeout, also returning the live
-    /// nodes that did not answer in time.
+    /// Send a request and wait for every node it concerns (or `target`) to answer.
     pub(crate) async fn request_with(
         &self,
         body: RequestOutBody<'_>,
         target: Option<Uid>,
+        expect: Expect,
         timeout: Duration,
-    ) -> Result<(Vec<ResponseIn>, Vec<Uid>), Error> {
-        let id = Sid::new();
-        // Registered before publishing so that no answer arrives unrouted.
-        let pending = self.requests.register(id);
-        let nodes: Vec<Uid> = match target {
+    ) -> Result<Waiter, Error> {
+        let sent = self.send_request(body, target).await?;
+        Ok(self.wait_for(sent, expect, timeout).await)
+    }
+
+    /// Publish a request; what [`wait_for`](Self::wait_for) needs to wait for its answers.
+    async fn send_request(
+        &self,
+        body: RequestOutBody<'_>,
+        target: Option<Uid>,
+    ) -> Result<Sent, Error> {
+        let pending = self.link.send_request(body, target).await?;
+        Ok(Sent {
+            pending,
+            target,
+            // Read right after the publish: see `Liveness::expected_since`.
+            published: Instant::now(),
+            epoch: self.link.connection_epoch(),
+        })
+    }
+
+    /// Wait for the answers of a published request: from `target`, or from every
+    /// node that was subscribed when it was published (once discovery settled).
+    async fn wait_for(&self, sent: Sent, expect: Expect, timeout: Duration) -> Waiter {
+        let nodes = match sent.target {
             Some(node) => vec![node],
-            None => self.nodes.alive(),
+            None => self.liveness.expected_since(sent.published).await,
         };
-        if nodes.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let payload = RequestOut {
-            origin: self.uid,
-            id: Some(id),
-            body,
-        }
-        .encode();
-        self.publish(
-            self.target_subject(target),
-            Some(self.reply_subject(id)),
-            payload,
+        Waiter::new(
+            sent.pending,
+            expect,
+            nodes,
+            sent.target,
+            self.liveness.clone(),
+            sent.epoch,
+            timeout,
         )
-        .await?;
-        let expected = nodes.iter().map(|uid| **uid).collect();
-        let (responses, silent) = pending.gather(expected, timeout, target).await?;
-        let silent = nodes
-            .into_iter()
-            .filter(|uid| silent.contains(&**uid))
-            .collect();
-        Ok((responses, silent))
     }
 
-    /// Publish a request to every node without waiting for answers.
-    pub(crate) async fn publish_to_all(&self, body: RequestOutBody<'_>) -> Result<(), Error> {
-        let payload = RequestOut {
-            origin: self.uid,
-            id: None,
-            body,
-        }
-        .encode();
-        self.publish(self.broadcast_subject.clone(), None, payload)
-            .await
-    }
-
-    pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+    /// A request expecting one answer of `kind` per node, within the request timeout.
+    async fn request(
+        &self,
+        body: RequestOutBody<'_>,
+        target: Option<Uid>,
+        kind: ResponseKind,
+    ) -> Result<Vec<ResponseIn>, Error> {
+        let timeout = self.config().request_timeout;
+        let waiter = self
+            .request_with(body, target, Expect::One(kind), timeout)
+            .await?;
+        gather(waiter).await.map_err(|(err, _)| err)
     }
 
     /// Publish a fire-and-forget request to every node, or a confirmed one to a
     /// single node, which returns once that node applied it.
     async fn command(&self, body: RequestOutBody<'_>, target: Option<Uid>) -> Result<(), Error> {
         if target.is_some() {
-            self.request(body, target).await?;
+            self.request(body, target, ResponseKind::Done).await?;
             return Ok(());
         }
-        self.publish_to_all(body).await
+        self.link.publish_to_all(body).await
     }
 }
 
 impl<E: SocketEmitter> NatsAdapter<E> {
+    /// Stop receiving, forget the cluster and say goodbye, each step bounded in
+    /// time: a stalled connection cannot make closing hang. The receive loop and
+    /// the liveness task must be stopped already (the watchdog's end stops them).
+    ///
+    /// Everything but the flush happens on the first poll: socketioxide polls the
+    /// `close` of a deleted namespace only once.
+    async fn shut_down(&self) {
+        for task in self.take_tasks() {
+            task.abort();
+        }
+        self.registry.remove(self.local.path(), self.link.uid());
+        self.share.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.link.requests.close_all();
+        self.liveness.forget_all();
+        if self.link.is_connected() {
+            let _ = self.link.publish_to_all(RequestOutBody::Goodbye).await;
+            // Closing often precedes the process's exit: make sure it left.
+            let bound = self.config().publish_timeout;
+            let _ = tokio::time::timeout(bound, self.link.client().flush()).await;
+        }
+    }
+
     /// Join (or leave) rooms everywhere: fire-and-forget to every node, or
     /// confirmed by the one node holding a targeted socket.
     async fn change_rooms(
@@ -395,7 +350,7 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         rooms: Vec<Room>,
         join: bool,
     ) -> Result<(), Error> {
-        if !opts.is_local(self.uid) {
+        if !opts.is_local(self.uid()) {
             let (opts, rooms) = (&opts, rooms.as_slice());
             let body = if join {
                 RequestOutBody::AddSockets { opts, rooms }
@@ -414,6 +369,63 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         }
         Ok(())
     }
+
+    /// The watchdog: if the receive loop or the liveness task ends while the
+    /// adapter is open (a bug, or the client closed under it), the node would be
+    /// deaf or silent while the others keep counting it. Close it instead, so that
+    /// it says goodbye and its subscriptions go.
+    fn spawn_watchdog(self: &Arc<Self>, recv: JoinHandle<()>, liveness: JoinHandle<()>) {
+        let weak = Arc::downgrade(self);
+        // Owned by the watchdog: aborting it aborts both, even before its first poll.
+        let (mut recv, mut liveness) = (AbortOnDrop(recv), AbortOnDrop(liveness));
+        let watchdog = tokio::spawn(async move {
+            let (task, ended) = tokio::select! {
+                r = &mut recv.0 => ("receive loop", r),
+                r = &mut liveness.0 => ("liveness task", r),
+            };
+            drop((recv, liveness));
+            let Some(adapter) = weak.upgrade() else {
+                return;
+            };
+            if adapter.closed.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let why = match ended {
+                Ok(()) => "it ended".to_owned(),
+                Err(e) if e.is_panic() => "it panicked".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(
+                ns = %adapter.local.path(),
+                node = %adapter.uid(),
+                task,
+                why,
+                "a task of the NATS adapter stopped: this node leaves the cluster (goodbye sent) instead of staying deaf"
+            );
+            adapter.shut_down().await;
+        });
+        *self.watchdog.lock().unwrap_or_else(|e| e.into_inner()) = Some(watchdog);
+    }
+
+    /// Warn, once the node's own messages had time to come back, if servers of
+    /// this process share a `no_echo` connection and so never hear each other.
+    fn spawn_echo_check(self: &Arc<Self>) {
+        const AFTER: Duration = Duration::from_secs(2);
+        let weak = Arc::downgrade(self);
+        let check = tokio::spawn(async move {
+            tokio::time::sleep(AFTER).await;
+            let Some(a) = weak.upgrade() else { return };
+            if let Some(users) = a.deaf_to_siblings() {
+                tracing::warn!(
+                    ns = %a.link.subjects().base(),
+                    servers = users,
+                    "{users} socket.io servers of this process share one NATS connection built with no_echo: \
+                     they never receive each other's messages. Give each server its own connection, or keep echo on"
+                );
+            }
+        });
+        self.track(check);
+    }
 }
 
 impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
@@ -430,20 +442,20 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             // so these placeholder subjects are never used.
             Err(err) => (NsSubjects::with_default_prefix(local.path()), Some(err)),
         };
-        let broadcast_subject = Subject::from(subjects.broadcast(uid.as_str()));
-        let reply_prefix = subjects.reply_prefix(uid.as_str());
-        Self {
-            client: state.client.clone(),
-            config: state.config.clone(),
+        let link = Arc::new(Link::new(
+            state.client.clone(),
+            state.config.clone(),
             uid,
-            broadcast_subject,
-            reply_prefix,
-            init_error,
-            nodes: Nodes::new(state.config.heartbeat_timeout),
-            requests: Requests::new(state.config.response_buffer),
             subjects,
+        ));
+        Self {
+            liveness: Liveness::new(link.clone()),
+            link,
+            init_error,
+            form: ValueForm::of(&local),
             local,
             tasks: Mutex::new(Vec::new()),
+            watchdog: Mutex::new(None),
             closed: AtomicBool::new(false),
             registry: state.registry.clone(),
             echo_seen: AtomicBool::new(false),
@@ -457,50 +469,39 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             if let Some(err) = self.init_error.clone() {
                 return Err(err.into());
             }
-            crate::recv::start(&self).await?;
+            let recv = crate::recv::start(&self).await?;
             *self.share.lock().unwrap_or_else(|e| e.into_inner()) =
-                ConnectionShare::register(&self.client, self.subjects.base());
-            crate::heartbeat::start(&self).await;
+                ConnectionShare::register(self.link.client(), self.link.subjects().base());
+            // Discovery starts here: it announces the node, and requests made
+            // before it settles wait for it (see `Liveness::expected_since`).
+            let liveness = self.liveness.spawn();
+            self.spawn_watchdog(recv, liveness);
+            self.spawn_echo_check();
             let view: Arc<dyn NamespaceView> = self.clone();
             self.registry
                 .insert(self.local.path(), Arc::downgrade(&view));
-            tracing::debug!(ns = %self.local.path(), node = %self.uid, "nats adapter ready");
+            tracing::debug!(ns = %self.local.path(), node = %self.uid(), "nats adapter ready");
             on_success();
             Ok(())
         }))
     }
 
-    /// Stops the adapter's tasks and subscriptions at once, then tells the other
-    /// nodes this one is leaving (best effort: socketioxide polls this only once
-    /// when a namespace is deleted).
+    /// Stops the adapter's tasks and subscriptions, then tells the other nodes
+    /// this one is leaving; every step is bounded in time (socketioxide polls this
+    /// only once when a namespace is deleted, and a stalled connection must not
+    /// make it hang).
     async fn close(&self) -> Result<(), Error> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.abort_tasks();
-        self.registry.remove(self.local.path(), self.uid);
-        self.share.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.requests.close_all();
-        self.nodes.forget_all();
-        tracing::debug!(ns = %self.local.path(), node = %self.uid, "nats adapter closed");
-        let goodbye = RequestOut {
-            origin: self.uid,
-            id: None,
-            body: RequestOutBody::Goodbye,
-        }
-        .encode();
-        if self.is_connected() {
-            // Not `self.publish`: closing must not wait for a broken connection.
-            let _ = self
-                .client
-                .publish(self.broadcast_subject.clone(), goodbye)
-                .await;
-        }
+        tracing::debug!(ns = %self.local.path(), node = %self.uid(), "nats adapter closing");
+        self.stop_watchdog();
+        self.shut_down().await;
         Ok(())
     }
 
     async fn server_count(&self) -> Result<u16, Error> {
-        let others = self.nodes.alive().len();
+        let others = self.liveness.alive().len();
         Ok(u16::try_from(others + 1).unwrap_or(u16::MAX))
     }
 
@@ -509,34 +510,34 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         packet: Packet,
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
-        if opts.is_local(self.uid) {
+        if opts.is_local(self.uid()) {
             return self
                 .local
                 .broadcast(packet, opts)
                 .map_err(BroadcastError::from);
         }
         let target = opts.server_id;
-        let payload = RequestOut {
-            origin: self.uid,
-            id: None,
-            body: RequestOutBody::Broadcast {
+        let payload = self.link.encode_request(
+            None,
+            RequestOutBody::Broadcast {
                 opts: &opts,
                 packet: &packet,
             },
-        }
-        .encode();
-        let volatile = opts.has_flag(socketioxide_core::adapter::BroadcastFlags::Volatile);
+        );
+        let volatile = opts.has_flag(BroadcastFlags::Volatile);
+        let connected = self.link.is_connected();
         let remote = async {
-            if volatile && !self.is_connected() {
+            if volatile && !connected {
                 // A volatile message may be dropped: do not wait for NATS.
                 tracing::trace!("volatile broadcast not published: NATS disconnected");
                 return Ok(());
             }
-            self.publish(self.target_subject(target), None, payload)
+            self.link
+                .publish(self.link.target_subject(target), None, payload)
                 .await
         };
         // Deliver locally first when NATS is down, so local sockets do not wait for it.
-        let (published, local) = if self.is_connected() {
+        let (published, local) = if connected {
             let published = remote.await;
             // Outside bursts, the remote nodes should not wait for the local
             // fan-out to get the message (see the pacing module). A broadcast
@@ -563,68 +564,46 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         opts: BroadcastOptions,
         timeout: Option<Duration>,
     ) -> Result<Self::AckStream, Error> {
-        if opts.is_local(self.uid) {
+        if opts.is_local(self.uid()) {
             let (local, _) = self.local.broadcast_with_ack(packet, opts, timeout);
             return Ok(AckStream::local(local));
         }
         let target = opts.server_id;
-        let id = Sid::new();
-        let pending = self.requests.register(id);
-        let expected = self.expected(target);
-        let payload = RequestOut {
-            origin: self.uid,
-            id: Some(id),
-            body: RequestOutBody::BroadcastWithAck {
-                opts: &opts,
-                packet: &packet,
-                ack_timeout: timeout,
-            },
-        }
-        .encode();
-        let deadline = Instant::now()
-            + self.config.request_timeout
-            + timeout.unwrap_or_else(|| self.local.ack_timeout());
-        let mut remote = RemoteAcks::new(pending, expected, deadline);
-        let published = if remote.is_done() {
-            Ok(())
-        } else {
-            self.publish(
-                self.target_subject(target),
-                Some(self.reply_subject(id)),
-                payload,
-            )
-            .await
+        let body = RequestOutBody::BroadcastWithAck {
+            opts: &opts,
+            packet: &packet,
+            ack_timeout: timeout,
         };
-        if target.is_none() {
-            // Local sockets get the packet even when publishing failed.
+        // Saturating: the caller may ask for `Duration::MAX`.
+        let wait = self
+            .config()
+            .request_timeout
+            .saturating_add(timeout.unwrap_or_else(|| self.local.ack_timeout()));
+        let sent = self.send_request(body, target).await;
+        let Some(node) = target else {
+            // Local sockets get the packet at once, even when publishing failed.
             let (local, _) = self.local.broadcast_with_ack(packet, opts.clone(), timeout);
-            published?;
+            let remote = self.wait_for(sent?, Expect::Acks, wait).await;
             return Ok(AckStream::new(local, remote));
-        }
-        published?;
-        if let Some(node) = target {
-            // Wait for the target's ack count, so that a gone node is an error
-            // instead of an empty stream.
-            let request_deadline = Instant::now() + self.config.request_timeout;
-            while remote.awaits_count_from(&node) {
-                match tokio::time::timeout_at(request_deadline, remote.next_event()).await {
-                    Ok(Some(Event::Reply(msg))) if is_no_responders(&msg) => {
-                        return Err(Error::NodeGone { node });
-                    }
-                    Ok(Some(Event::NodeLeft(uid))) if uid == node => {
-                        return Err(Error::NodeGone { node });
-                    }
-                    Ok(Some(Event::ConnectionLost)) => return Err(Error::ConnectionLost),
-                    Ok(Some(event)) => {
-                        let _ = remote.on_event::<E::AckError>(event);
-                    }
-                    Ok(None) => return Err(Error::Closed),
-                    Err(_) => {
-                        return Err(Error::Timeout {
-                            node,
-                            timeout: self.config.request_timeout,
-                        });
-                    }
+        };
+        let mut remote = self.wait_for(sent?, Expect::Acks, wait).await;
+        // Wait for the target's ack count, so that a gone node is an error
+        // instead of an empty stream.
+        let count_by = tokio::time::sleep(self.config().request_timeout);
+        tokio::pin!(count_by);
+        while remote.is_silent(node) {
+            tokio::select! {
+                step = remote.step() => match step {
+                    // Its ack count: acks follow in the stream.
+                    Step::Answer(_) => {}
+                    Step::End(Ok(())) => break,
+                    Step::End(Err(err)) => return Err(err),
+                },
+                _ = &mut count_by => {
+                    return Err(Error::Timeout {
+                        node,
+                        timeout: self.config().request_timeout,
+                    });
                 }
             }
         }
@@ -653,7 +632,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
     }
 
     async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
-        if !opts.is_local(self.uid) {
+        if !opts.is_local(self.uid()) {
             let body = RequestOutBody::DisconnectSockets { opts: &opts };
             let sent = self.command(body, opts.server_id).await;
             if opts.server_id.is_some() {
@@ -670,15 +649,19 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
     }
 
     async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Error> {
-        if opts.is_local(self.uid) {
+        if opts.is_local(self.uid()) {
             return Ok(self.local.rooms(opts).into_iter().collect());
         }
         let target = opts.server_id;
         let responses = self
-            .request(RequestOutBody::AllRooms { opts: &opts }, target)
+            .request(
+                RequestOutBody::AllRooms { opts: &opts },
+                target,
+                ResponseKind::Rooms,
+            )
             .await?;
         let mut rooms = if target.is_some() {
-            HashSet::new()
+            Default::default()
         } else {
             self.local.rooms(opts)
         };
@@ -691,12 +674,16 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
     }
 
     async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<RemoteSocketData>, Error> {
-        if opts.is_local(self.uid) {
+        if opts.is_local(self.uid()) {
             return Ok(self.local.fetch_sockets(opts));
         }
         let target = opts.server_id;
         let responses = self
-            .request(RequestOutBody::FetchSockets { opts: &opts }, target)
+            .request(
+                RequestOutBody::FetchSockets { opts: &opts },
+                target,
+                ResponseKind::Sockets,
+            )
             .await?;
         let mut sockets = if target.is_some() {
             Vec::new()

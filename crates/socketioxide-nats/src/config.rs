@@ -21,7 +21,8 @@ use socketioxide_nats_protocol::subjects::DEFAULT_PREFIX;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NatsAdapterConfig {
-    /// The first tokens of every subject the adapter uses (the seeds' `key`).
+    /// The first tokens of every subject the adapter uses (the `key` option of the
+    /// Node.js `socket.io-nats` and `socket.io-redis` adapters).
     /// Dot-separated tokens of ASCII letters, digits, `-` and `_`. Default is `"socket.io"`.
     ///
     /// Apps sharing a NATS server are isolated from each other by using different
@@ -51,6 +52,32 @@ pub struct NatsAdapterConfig {
     /// them (for example acks of a large `emit_with_ack`). Default is 65 536.
     /// Responses past this bound are dropped with a warning.
     pub response_buffer: usize,
+
+    /// How long a node has to answer a liveness probe. Default is 500 ms.
+    ///
+    /// A request still waiting for a node 50 ms after it started asks that node
+    /// directly, on its own subject, whether it is alive. NATS answers at once when
+    /// nobody listens there any more; when something else does (a monitor
+    /// subscribed to `{prefix}.>`, a JetStream stream), only the node's own answer
+    /// can tell, and a node that does not answer within this time is considered
+    /// gone, exactly as after the heartbeat timeout. Raise it for nodes that can be
+    /// busy for longer (a receive loop that falls behind answers late).
+    pub probe_timeout: Duration,
+
+    /// The longest time the sockets of a remote `emit_with_ack` get to answer on
+    /// this node, whatever the sender asked for. Default is 5 minutes.
+    ///
+    /// Each remote broadcast with acks keeps a task alive until its sockets have
+    /// answered or timed out: the bound keeps a sender (or any publisher on the
+    /// prefix) from pinning them for days.
+    pub max_ack_timeout: Duration,
+
+    /// How many server-side event handlers and custom hooks may run at once for
+    /// messages of other nodes, and separately how many remote `emit_with_ack`
+    /// may wait for their acks at once. Default is 1 024. Past it, the message is
+    /// dropped (the sender sees an error or a timeout) and counted in
+    /// [`AdapterStats::overloaded`](crate::AdapterStats::overloaded).
+    pub max_concurrent_work: usize,
 }
 
 impl NatsAdapterConfig {
@@ -95,6 +122,26 @@ impl NatsAdapterConfig {
         self.response_buffer = buffer.max(1);
         self
     }
+
+    /// Set how long a node has to answer a liveness probe. Default is 500 ms.
+    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
+    /// Set the longest ack timeout a remote `emit_with_ack` gets on this node.
+    /// Default is 5 minutes.
+    pub fn with_max_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.max_ack_timeout = timeout;
+        self
+    }
+
+    /// Set how much work other nodes' messages may start at once. Default is 1 024.
+    /// A value of 0 is treated as 1.
+    pub fn with_max_concurrent_work(mut self, max: usize) -> Self {
+        self.max_concurrent_work = max.max(1);
+        self
+    }
 }
 
 impl Default for NatsAdapterConfig {
@@ -106,6 +153,9 @@ impl Default for NatsAdapterConfig {
             heartbeat_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(2),
             response_buffer: 65_536,
+            probe_timeout: Duration::from_millis(500),
+            max_ack_timeout: Duration::from_secs(300),
+            max_concurrent_work: 1024,
         }
     }
 }

@@ -69,7 +69,8 @@ pub enum Error {
         node: Uid,
     },
 
-    /// A request aimed at one node got no answer in time.
+    /// A request aimed at one node got no answer in time, although the node
+    /// answers liveness probes: it is stuck, or the request or its answer was lost.
     #[error("node {node} did not answer within {timeout:?}")]
     Timeout {
         /// The node that was targeted.
@@ -78,12 +79,29 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// A cluster request (rooms, fetch sockets) reached its timeout while live
+    /// nodes had not answered: what they would have said is missing, so no
+    /// partial answer is returned as if complete.
+    ///
+    /// The missing nodes answer liveness probes but not the request: they are
+    /// overloaded, or the request or their answers were lost. Retry; if it
+    /// persists, look at those nodes (their logs name the request id). Nodes that
+    /// crash or leave are not waited for: they never cause this error.
+    #[error("request timed out after {timeout:?} without the answers of live nodes {missing:?}")]
+    Incomplete {
+        /// The live nodes whose answers are missing.
+        missing: Vec<Uid>,
+        /// How long the request waited.
+        timeout: Duration,
+    },
+
     /// The NATS connection dropped while a request waited for answers: answers
     /// sent meanwhile are lost (NATS core delivers at most once), so the request
-    /// ends at once instead of returning a partial result.
-    #[error(
-        "the NATS connection was lost while waiting for the other nodes' answers; retry when it is back (the client reconnects by itself)"
-    )]
+    /// ends at once instead of returning a partial result. The adapter notices
+    /// any reconnection, however short (a failover of a few milliseconds too).
+    ///
+    /// Retry once the connection is back: the client reconnects by itself.
+    #[error("the NATS connection was lost while waiting for the other nodes' answers")]
     ConnectionLost,
 
     /// The adapter of this namespace was closed.

@@ -13,7 +13,7 @@ use futures_core::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 use socketioxide_core::Uid;
 
-use crate::{Error, handle::NamespaceView};
+use crate::{Error, view::NamespaceView};
 
 pub(crate) type EventHandler = Arc<dyn Fn(ServerEvent) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type CustomHook =
@@ -137,7 +137,8 @@ impl Drop for ServerEvent {
     }
 }
 
-/// A custom request (the seeds' `customRequest`), as received by the hook set
+/// A custom request (the `customRequest` of the Node.js `socket.io-nats` and
+/// `socket.io-redis` adapters), as received by the hook set
 /// with [`NatsHandle::set_custom_hook`](crate::NatsHandle::set_custom_hook).
 #[derive(Debug, Clone)]
 pub struct CustomRequest {

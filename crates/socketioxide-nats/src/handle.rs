@@ -10,123 +10,14 @@ use std::{
     time::Duration,
 };
 
-use async_nats::Subject;
-use bytes::Bytes;
-use futures_core::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
-use socketioxide_core::{Uid, adapter::SocketEmitter};
-use socketioxide_nats_protocol::message::{
-    RequestOutBody, ResponseBody, ResponseOut, ResponseOutBody,
-};
+use socketioxide_core::Uid;
 
 use crate::{
-    Error, NatsAdapter,
+    AdapterStats, Error,
     events::{self, CustomHook, CustomRequest, EventHandler, ServerEvent},
+    view::{Answers, NamespaceView, ServerRequest},
 };
-
-/// A server-to-server request: an acknowledged server event or a custom request.
-#[derive(Debug, Clone)]
-pub(crate) enum ServerRequest {
-    Event(String),
-    Custom,
-}
-
-/// The answers of the other nodes to a [`ServerRequest`], one per live node.
-pub(crate) type Answers = Vec<(Uid, Result<Bytes, Error>)>;
-
-/// What the handle can ask a running namespace adapter, whatever its emitter type.
-pub(crate) trait NamespaceView: Send + Sync {
-    fn uid(&self) -> Uid;
-    fn nodes(&self) -> Vec<Uid>;
-    fn pending_requests(&self) -> usize;
-    fn request_timeout(&self) -> Duration;
-    /// Answer a request on its reply subject.
-    fn reply(
-        &self,
-        subject: Subject,
-        result: Result<Bytes, String>,
-    ) -> BoxFuture<'_, Result<(), Error>>;
-    fn server_emit<'a>(&'a self, event: &'a str, data: Bytes) -> BoxFuture<'a, Result<(), Error>>;
-    fn server_request(
-        &self,
-        req: ServerRequest,
-        data: Bytes,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<Answers, Error>>;
-}
-
-impl<E: SocketEmitter> NamespaceView for NatsAdapter<E> {
-    fn uid(&self) -> Uid {
-        NatsAdapter::uid(self)
-    }
-    fn nodes(&self) -> Vec<Uid> {
-        self.nodes.alive()
-    }
-    fn pending_requests(&self) -> usize {
-        self.requests.len()
-    }
-    fn request_timeout(&self) -> Duration {
-        self.config().request_timeout
-    }
-    fn reply(
-        &self,
-        subject: Subject,
-        result: Result<Bytes, String>,
-    ) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async move {
-            let body = match &result {
-                Ok(data) => ResponseOutBody::Reply(Ok(data)),
-                Err(reason) => ResponseOutBody::Reply(Err(reason)),
-            };
-            let payload = ResponseOut {
-                origin: NatsAdapter::uid(self),
-                body,
-            }
-            .encode();
-            self.publish(subject, None, payload).await
-        })
-    }
-    fn server_emit<'a>(&'a self, event: &'a str, data: Bytes) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let body = RequestOutBody::ServerEvent { event, data: &data };
-            self.publish_to_all(body).await
-        })
-    }
-    fn server_request(
-        &self,
-        req: ServerRequest,
-        data: Bytes,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<Answers, Error>> {
-        Box::pin(async move {
-            let body = match &req {
-                ServerRequest::Event(event) => RequestOutBody::ServerEvent { event, data: &data },
-                ServerRequest::Custom => RequestOutBody::CustomRequest { data: &data },
-            };
-            let (responses, silent) = self.request_with(body, None, timeout).await?;
-            let mut answers: Answers = responses
-                .into_iter()
-                .filter_map(|res| match res.body {
-                    ResponseBody::Reply(Ok(data)) => Some((res.origin, Ok(data))),
-                    ResponseBody::Reply(Err(reason)) => Some((
-                        res.origin,
-                        Err(Error::Remote {
-                            node: res.origin,
-                            reason,
-                        }),
-                    )),
-                    _ => None,
-                })
-                .collect();
-            answers.extend(
-                silent
-                    .into_iter()
-                    .map(|node| (node, Err(Error::Timeout { node, timeout }))),
-            );
-            Ok(answers)
-        })
-    }
-}
 
 /// The namespaces started from one constructor, and the handlers of server-side
 /// events and custom requests registered through its handle.
@@ -237,6 +128,14 @@ impl NatsHandle {
         self.registry.get(ns).map(|a| a.pending_requests())
     }
 
+    /// What the adapter of namespace `ns` dropped, refused or could not finish
+    /// since it started: malformed or forged messages, packets of the other
+    /// socket.io parser, work past its bounds, probes, requests that ended
+    /// incomplete. See [`AdapterStats`].
+    pub fn stats(&self, ns: &str) -> Option<AdapterStats> {
+        self.registry.get(ns).map(|a| a.stats())
+    }
+
     /// Register the handler of the server-side event `event` of namespace `ns`
     /// (it replaces an earlier one). Events sent by this server never reach it.
     ///
@@ -294,7 +193,7 @@ impl NatsHandle {
         Ok(decode_answers(answers))
     }
 
-    /// Set the custom hook of namespace `ns` (the seeds' `customHook`): it answers
+    /// Set the custom hook of namespace `ns` (the `customHook` of the Node.js `socket.io-nats` and `socket.io-redis` adapters): it answers
     /// every [`custom_request`](Self::custom_request), including this server's own.
     ///
     /// ```no_run
@@ -314,7 +213,7 @@ impl NatsHandle {
         lock(&self.registry.hooks).insert(ns.to_owned(), events::hook(hook));
     }
 
-    /// Send a custom request (the seeds' `customRequest`) to every server of
+    /// Send a custom request (their `customRequest`) to every server of
     /// namespace `ns`, this one included: each answers through its custom hook, and
     /// the result holds one answer per server. Ends as soon as every live server
     /// has answered, or after the request timeout for the silent ones.

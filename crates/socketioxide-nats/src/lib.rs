@@ -264,17 +264,21 @@
 
 mod ack;
 mod adapter;
+mod completion;
 mod config;
 mod error;
 mod events;
 mod handle;
-mod heartbeat;
+mod liveness;
 mod monitor;
-mod nodes;
 mod pacing;
 mod recv;
 mod requests;
+mod send;
 mod sharing;
+mod stats;
+mod tasks;
+mod view;
 
 pub use ack::AckStream;
 pub use adapter::{InitRes, NatsAdapter, NatsAdapterCtr};
@@ -286,3 +290,4 @@ pub use handle::NatsHandle;
 pub use monitor::{
     ConnectionMonitor, ConnectionStats, RECOMMENDED_CONNECTION_TIMEOUT, RECOMMENDED_PING_INTERVAL,
 };
+pub use stats::AdapterStats;

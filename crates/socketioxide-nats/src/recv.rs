@@ -1,11 +1,27 @@
 //! The receiving side: the three subscriptions of a namespace and what a node does
-//! with each request it receives.
+//! with each message it receives.
 //!
-//! The receive loop never awaits: local deliveries are synchronous and every
-//! answer is published from a spawned task, so a slow publish cannot stall the
-//! subscription (which NATS would then report as a slow consumer).
+//! Anyone who can publish on the prefix can send any well-formed message, so
+//! nothing is applied as it comes:
+//!
+//! * a request must come from the node its subject names (the last token), and
+//!   not claim to come from this node;
+//! * a broadcast packet must be an event of this namespace, in the form of this
+//!   node's socket.io parser (socketioxide's parsers panic on the other form);
+//! * who is a node is [`liveness`](crate::liveness)'s decision, answers go to
+//!   [`completion`](crate::completion) through [`requests`](crate::requests);
+//! * work that outlives the message (handlers, answers that cannot be published
+//!   at once, ack forwarders) is bounded in number, remote ack timeouts in time.
+//!
+//! The loop never awaits: local deliveries are synchronous and every answer is
+//! published without waiting (see [`Link::answer`]), so a slow publish cannot
+//! stall the subscription (which NATS would then report as a slow consumer). And
+//! it never dies from a message: a panic while handling one is caught, counted
+//! and logged. If it ends anyway, the adapter's watchdog takes the node out of the
+//! cluster.
 
 use std::{
+    panic::AssertUnwindSafe,
     str::FromStr,
     sync::{Arc, Weak},
 };
@@ -16,17 +32,17 @@ use futures_util::StreamExt;
 use socketioxide_core::{
     Sid, Uid,
     adapter::{RemoteSocketData, Room, SocketEmitter},
+    packet::{Packet, PacketData},
 };
 use socketioxide_nats_protocol::{
     ProtocolError,
-    message::{
-        RequestBody, RequestIn, RequestOut, RequestOutBody, ResponseOut, ResponseOutBody,
-        decode_request,
-    },
+    message::{RequestBody, RequestIn, ResponseOutBody, decode_request},
 };
+use tokio::task::JoinHandle;
 
 use crate::{
-    CustomRequest, Error, NatsAdapter, ServerEvent, events::Replier, handle::NamespaceView,
+    CustomRequest, Error, NatsAdapter, ServerEvent, events::Replier, requests::Routed, send::Link,
+    view::NamespaceView,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,24 +53,27 @@ enum Source {
 }
 
 /// Subscribe to the namespace's subjects and spawn the receive loop.
-pub(crate) async fn start<E: SocketEmitter>(adapter: &Arc<NatsAdapter<E>>) -> Result<(), Error> {
-    let s = adapter.subjects();
-    let uid = adapter.uid();
-    let broadcast = subscribe(adapter, s.broadcast_filter()).await?;
-    let node = subscribe(adapter, s.node_filter(uid.as_str())).await?;
-    let replies = subscribe(adapter, s.reply_filter(uid.as_str())).await?;
+pub(crate) async fn start<E: SocketEmitter>(
+    adapter: &Arc<NatsAdapter<E>>,
+) -> Result<JoinHandle<()>, Error> {
+    let link = &adapter.link;
+    let s = link.subjects();
+    let uid = link.uid();
+    let broadcast = subscribe(link, s.broadcast_filter()).await?;
+    let node = subscribe(link, s.node_filter(uid.as_str())).await?;
+    let replies = subscribe(link, s.reply_filter(uid.as_str())).await?;
 
-    if adapter.client().connection_state() == State::Connected {
+    if link.client().connection_state() == State::Connected {
         // Make sure the server holds the subscriptions before the node announces itself.
         let flushed =
-            tokio::time::timeout(adapter.config().publish_timeout, adapter.client().flush()).await;
+            tokio::time::timeout(link.config.publish_timeout, link.client().flush()).await;
         if !matches!(flushed, Ok(Ok(()))) {
-            tracing::warn!(ns = %adapter.subjects().base(), "could not flush the subscriptions to NATS; they apply once it answers");
+            tracing::warn!(ns = %s.base(), "could not flush the subscriptions to NATS; they apply once it answers");
         }
     } else {
         tracing::warn!(
-            ns = %adapter.subjects().base(),
-            state = %adapter.client().connection_state(),
+            ns = %s.base(),
+            state = %link.client().connection_state(),
             "NATS is not connected yet: the namespace receives nothing until it connects"
         );
     }
@@ -66,24 +85,18 @@ pub(crate) async fn start<E: SocketEmitter>(adapter: &Arc<NatsAdapter<E>>) -> Re
         ),
         replies.map(|m| (Source::Reply, m)),
     );
-    let task = tokio::spawn(recv_loop(Arc::downgrade(adapter), stream));
-    adapter.track(task.abort_handle());
-    Ok(())
+    Ok(tokio::spawn(recv_loop(Arc::downgrade(adapter), stream)))
 }
 
-async fn subscribe<E>(adapter: &NatsAdapter<E>, subject: String) -> Result<Subscriber, Error> {
-    let timeout = adapter.config().publish_timeout;
-    match tokio::time::timeout(timeout, adapter.client().subscribe(subject.clone())).await {
+async fn subscribe(link: &Link, subject: String) -> Result<Subscriber, Error> {
+    let timeout = link.config.publish_timeout;
+    match tokio::time::timeout(timeout, link.client().subscribe(subject.clone())).await {
         Ok(Ok(sub)) => {
             tracing::debug!(%subject, "subscribed");
             Ok(sub)
         }
         Ok(Err(source)) => Err(Error::Subscribe { subject, source }),
-        Err(_) => Err(Error::Unreachable {
-            action: format!("subscribe to {subject}"),
-            timeout,
-            state: adapter.client().connection_state().to_string(),
-        }),
+        Err(_) => Err(link.unreachable(format!("subscribe to {subject}"))),
     }
 }
 
@@ -96,9 +109,17 @@ async fn recv_loop<E: SocketEmitter>(
         let Some(adapter) = adapter.upgrade() else {
             return;
         };
-        match source {
+        let handled = std::panic::catch_unwind(AssertUnwindSafe(|| match source {
             Source::Reply => adapter.on_reply(msg),
-            Source::Broadcast | Source::Node => adapter.on_request(msg),
+            Source::Broadcast => adapter.on_request(msg, false),
+            Source::Node => adapter.on_request(msg, true),
+        }));
+        if handled.is_err() {
+            adapter.link.stats.panics.inc();
+            tracing::error!(
+                ns = %adapter.link.subjects().base(),
+                "handling a message panicked; the message was dropped, the node keeps receiving"
+            );
         }
     }
     tracing::warn!(
@@ -110,110 +131,144 @@ impl<E: SocketEmitter> NatsAdapter<E> {
     fn on_reply(&self, msg: Message) {
         let id = msg
             .subject
-            .strip_prefix(self.reply_prefix())
+            .strip_prefix(self.link.reply_prefix())
             .and_then(|id| Sid::from_str(id).ok());
-        match id {
-            Some(id) => {
-                if !self.requests.route(id, msg) {
-                    // Normal for answers arriving after their request completed.
-                    tracing::trace!(req_id = %id, "response to a finished request dropped");
-                }
+        let Some(id) = id else {
+            self.link.stats.malformed.inc();
+            tracing::debug!(subject = %msg.subject, "message on a reply subject without a request id dropped");
+            return;
+        };
+        match self.link.requests.route(id, msg) {
+            Routed::Delivered => {}
+            // Normal for answers arriving after their request completed.
+            Routed::Unknown => {
+                self.link.stats.ignored_responses.inc();
+                tracing::trace!(req_id = %id, "response to a finished request dropped");
             }
-            None => {
-                tracing::warn!(subject = %msg.subject, "message on a reply subject without a request id dropped")
+            Routed::Overflow => {
+                self.link.stats.overloaded.inc();
+                tracing::warn!(
+                    req_id = %id,
+                    "response dropped: the caller does not read responses fast enough (see NatsAdapterConfig::response_buffer)"
+                );
             }
         }
     }
 
-    fn on_request(self: &Arc<Self>, msg: Message) {
+    /// A request, on the broadcast subject or this node's own (`to_me`).
+    fn on_request(self: &Arc<Self>, msg: Message, to_me: bool) {
+        let Some(sender) = msg.subject.rsplit('.').next() else {
+            return;
+        };
         // The last token of a request subject is its sender: skip our own echo
         // without decoding it. The echo comes unless the user built the connection
         // with no_echo, which is theirs to choose: several nodes may share one.
         let me = self.uid();
-        if is_last_token(&msg.subject, me.as_str()) {
+        if sender == me.as_str() {
             self.saw_own_echo();
             return;
         }
         // Only the payload moves into the decoder: the subject stays for the logs.
         match decode_request(msg.payload) {
-            Ok(req) if req.origin == me => {
-                tracing::warn!(subject = %msg.subject, "request claiming to come from this node dropped");
+            Ok(req) if req.origin.as_str() != sender || req.origin == me => {
+                self.link.stats.forged.inc();
+                tracing::debug!(subject = %msg.subject, origin = %req.origin, "request whose origin is not its subject's sender dropped");
             }
-            Ok(req) => self.dispatch(req, msg.reply),
+            Ok(req) => self.dispatch(req, msg.reply, to_me),
             Err(error @ ProtocolError::UnknownKind { .. }) => {
+                self.link.stats.malformed.inc();
                 tracing::debug!(subject = %msg.subject, %error, "request of an unknown type dropped");
             }
             Err(error) => {
-                tracing::warn!(subject = %msg.subject, %error, "malformed request dropped");
+                self.link.stats.malformed.inc();
+                tracing::debug!(subject = %msg.subject, %error, "malformed request dropped");
             }
         }
     }
 
-    fn dispatch(self: &Arc<Self>, req: RequestIn, reply: Option<Subject>) {
+    fn dispatch(self: &Arc<Self>, req: RequestIn, reply: Option<Subject>, to_me: bool) {
         let origin = req.origin;
         tracing::trace!(node = %origin, req_id = ?req.id, "request received");
+        // Answers go only to a reply subject of this namespace, and for a Hello
+        // only to one of its sender: a forged request cannot make this node
+        // publish elsewhere.
         let reply = match (req.id, reply) {
-            (Some(_), Some(reply)) if self.subjects().is_reply_subject(&reply) => Some(reply),
+            (Some(_), Some(reply)) if self.link.subjects().is_reply_subject(&reply) => Some(reply),
             (Some(id), reply) => {
-                tracing::warn!(node = %origin, req_id = %id, ?reply, "request without a valid reply subject: it is applied but not answered");
+                tracing::debug!(node = %origin, req_id = %id, ?reply, "request without a valid reply subject: it is applied but not answered");
                 None
             }
             (None, _) => None,
         };
+        let liveness = &self.liveness;
         match req.body {
-            RequestBody::Heartbeat => {
-                if self.nodes.heartbeat(origin) {
-                    tracing::info!(ns = %self.subjects().base(), node = %origin, "node joined");
-                }
-            }
+            RequestBody::Heartbeat => liveness.on_heartbeat(origin),
             RequestBody::Hello => {
-                if self.nodes.heartbeat(origin) {
-                    tracing::info!(ns = %self.subjects().base(), node = %origin, "node joined");
-                }
-                // Answered every time: an earlier answer may have been lost while
-                // the newcomer's subscriptions propagated through a NATS cluster.
-                let beat = RequestOut {
-                    origin: self.uid(),
-                    id: None,
-                    body: RequestOutBody::Heartbeat,
-                }
-                .encode();
-                let subject = self.subjects().node(origin.as_str(), self.uid().as_str());
-                self.spawn_publish(Subject::from(subject), beat);
+                let own = reply.filter(|r| {
+                    r.strip_prefix(self.link.subjects().reply_prefix(origin.as_str()).as_str())
+                        .is_some()
+                });
+                liveness.on_hello(origin, own);
             }
-            RequestBody::Goodbye => {
-                if self.nodes.remove(origin) {
-                    tracing::info!(ns = %self.subjects().base(), node = %origin, "node left");
-                    self.requests.node_left(origin);
-                }
-            }
+            RequestBody::Goodbye => liveness.on_goodbye(origin),
             RequestBody::Discover => {
-                // Discovery does not make the asker a node: emitters use it.
+                // Discovery does not make the asker a node: emitters use it. But a
+                // probe from an unknown node is a sign of a node this one missed
+                // (both started at once): probe it back.
+                if to_me {
+                    liveness.on_probe(origin);
+                }
                 if let Some(reply) = reply {
-                    let nodes = self.nodes.alive();
-                    let res = self.response(ResponseOutBody::Nodes(&nodes));
-                    self.spawn_publish(reply, res);
+                    let nodes = liveness.alive();
+                    let res = self.link.response(ResponseOutBody::Nodes(&nodes));
+                    self.link.answer(reply, res);
                 }
             }
             RequestBody::ServerEvent { event, data } => {
-                self.nodes.touch(origin);
+                liveness.heard(origin);
                 self.on_server_event(origin, event, data, reply);
             }
             RequestBody::CustomRequest { data } => {
-                self.nodes.touch(origin);
+                liveness.heard(origin);
                 self.on_custom_request(origin, data, reply);
             }
             body => {
-                self.nodes.touch(origin);
+                liveness.heard(origin);
                 self.apply(body, reply);
             }
         }
+    }
+
+    /// Whether a remote broadcast packet can be delivered here: an event of this
+    /// namespace, without an ack id (socketioxide sets its own per socket), its
+    /// payload in this node's parser's form.
+    fn deliverable(&self, packet: &Packet) -> bool {
+        let local = self.get_local_adapter();
+        let ok = packet.ns == *local.path()
+            && matches!(
+                &packet.inner,
+                PacketData::Event(v, None) | PacketData::BinaryEvent(v, None) if self.form.fits(v)
+            );
+        if !ok {
+            self.link.stats.wrong_parser.inc();
+            tracing::warn!(
+                ns = %local.path(),
+                packet_ns = %packet.ns,
+                packet_type = packet.inner.index(),
+                "broadcast dropped: not an event of this namespace in this node's socket.io parser's form \
+                 (every node and emitter of a cluster must use the same parser)"
+            );
+        }
+        ok
     }
 
     fn apply(self: &Arc<Self>, body: RequestBody, reply: Option<Subject>) {
         let local = self.get_local_adapter();
         match body {
             RequestBody::Broadcast { opts, packet } => {
+                if !self.deliverable(&packet) {
+                    return;
+                }
                 if let Err(errors) = local.broadcast(packet, opts) {
                     tracing::debug!(
                         ?errors,
@@ -226,9 +281,28 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                 packet,
                 ack_timeout,
             } => {
-                let (acks, count) = local.broadcast_with_ack(packet, opts, ack_timeout);
+                if !self.deliverable(&packet) {
+                    // The sender gets no count from this node, which it then
+                    // probes: it answers, so the sender waits to its deadline.
+                    // Answering "no socket" would hide the refusal.
+                    return;
+                }
+                // No forwarder slot: the sockets are not sent the packet either,
+                // so nobody waits for acks that could not be forwarded.
+                let Some(permit) = reply
+                    .as_ref()
+                    .and_then(|_| self.link.ack_forwarder_permit())
+                else {
+                    if reply.is_none() {
+                        let timeout = Some(self.cap_ack_timeout(ack_timeout));
+                        let _ = local.broadcast_with_ack(packet, opts, timeout);
+                    }
+                    return;
+                };
+                let timeout = Some(self.cap_ack_timeout(ack_timeout));
+                let (acks, count) = local.broadcast_with_ack(packet, opts, timeout);
                 if let Some(reply) = reply {
-                    self.spawn_ack_forwarder(reply, acks, count);
+                    self.spawn_ack_forwarder(reply, acks, count, permit);
                 }
             }
             RequestBody::DisconnectSockets { opts } => {
@@ -251,18 +325,26 @@ impl<E: SocketEmitter> NatsAdapter<E> {
             RequestBody::AllRooms { opts } => {
                 let Some(reply) = reply else { return };
                 let rooms: Vec<Room> = local.rooms(opts).into_iter().collect();
-                let res = self.response(ResponseOutBody::Rooms(&rooms));
-                self.spawn_publish(reply, res);
+                let res = self.link.response(ResponseOutBody::Rooms(&rooms));
+                self.link.answer(reply, res);
             }
             RequestBody::FetchSockets { opts } => {
                 let Some(reply) = reply else { return };
                 let sockets: Vec<RemoteSocketData> = local.fetch_sockets(opts);
-                let res = self.response(ResponseOutBody::Sockets(&sockets));
-                self.spawn_publish(reply, res);
+                let res = self.link.response(ResponseOutBody::Sockets(&sockets));
+                self.link.answer(reply, res);
             }
-            // Heartbeats are handled by `dispatch`; other types are newer than this node.
+            // Liveness messages are handled by `dispatch`; other types are newer than this node.
             _ => {}
         }
+    }
+
+    /// The ack timeout a remote broadcast gets here: the sender's, or this node's
+    /// default, never more than [`max_ack_timeout`](crate::NatsAdapterConfig::max_ack_timeout).
+    fn cap_ack_timeout(&self, asked: Option<std::time::Duration>) -> std::time::Duration {
+        asked
+            .unwrap_or_else(|| self.get_local_adapter().ack_timeout())
+            .min(self.config().max_ack_timeout)
     }
 
     fn on_server_event(
@@ -277,26 +359,38 @@ impl<E: SocketEmitter> NatsAdapter<E> {
             tracing::debug!(%ns, %event, node = %origin, "server event without a handler on this node");
             if let Some(reply) = reply {
                 let reason = format!("no handler for server event {event:?} on this node");
-                let res = self.response(ResponseOutBody::Reply(Err(&reason)));
-                self.spawn_publish(reply, res);
+                let res = self.link.response(ResponseOutBody::Reply(Err(&reason)));
+                self.link.answer(reply, res);
             }
+            return;
+        };
+        // Past the bound the event is dropped; a sender waiting for its ack
+        // sees this node time out.
+        let Some(permit) = self.link.work_permit() else {
             return;
         };
         let view: Arc<dyn NamespaceView> = self.clone();
         let reply = reply.map(|subject| Replier { view, subject });
-        tokio::spawn(handler(ServerEvent {
-            origin,
-            event,
-            data,
-            reply,
-        }));
+        tokio::spawn(async move {
+            handler(ServerEvent {
+                origin,
+                event,
+                data,
+                reply,
+            })
+            .await;
+            drop(permit);
+        });
     }
 
     fn on_custom_request(self: &Arc<Self>, origin: Uid, data: Bytes, reply: Option<Subject>) {
         let Some(reply) = reply else { return };
+        let Some(permit) = self.link.work_permit() else {
+            return;
+        };
         let ns = self.get_local_adapter().path().to_string();
         let hook = self.registry().hook(&ns);
-        let this = self.clone();
+        let link = self.link.clone();
         tokio::spawn(async move {
             let result = match hook {
                 Some(hook) => hook(CustomRequest { origin, data }).await,
@@ -306,10 +400,11 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                 Ok(data) => ResponseOutBody::Reply(Ok(data)),
                 Err(reason) => ResponseOutBody::Reply(Err(reason)),
             };
-            let res = this.response(body);
-            if let Err(error) = this.publish(reply.clone(), None, res).await {
+            let res = link.response(body);
+            if let Err(error) = link.publish(reply.clone(), None, res).await {
                 tracing::warn!(subject = %reply, %error, "cannot answer a custom request");
             }
+            drop(permit);
         });
     }
 
@@ -317,37 +412,27 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         socketioxide_core::adapter::CoreAdapter::get_local(self)
     }
 
-    fn response(&self, body: ResponseOutBody<'_>) -> Bytes {
-        ResponseOut {
-            origin: self.uid(),
-            body,
-        }
-        .encode()
-    }
-
-    fn reply_done(self: &Arc<Self>, reply: Option<Subject>, matched: Option<u32>) {
+    fn reply_done(&self, reply: Option<Subject>, matched: Option<u32>) {
         if let (Some(reply), Some(matched)) = (reply, matched) {
-            let res = self.response(ResponseOutBody::Done(matched));
-            self.spawn_publish(reply, res);
+            let res = self.link.response(ResponseOutBody::Done(matched));
+            self.link.answer(reply, res);
         }
-    }
-
-    fn spawn_publish(self: &Arc<Self>, subject: Subject, payload: Bytes) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = this.publish(subject.clone(), None, payload).await {
-                tracing::warn!(%subject, %error, "cannot publish a response");
-            }
-        });
     }
 
     /// Send the ack count first, then each ack as it arrives, in order on the one
     /// reply subject: the requester relies on the count coming first.
-    fn spawn_ack_forwarder(self: &Arc<Self>, reply: Subject, acks: E::AckStream, count_: u32) {
-        let this = self.clone();
+    fn spawn_ack_forwarder(
+        &self,
+        reply: Subject,
+        acks: E::AckStream,
+        count_: u32,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let link = self.link.clone();
         tokio::spawn(async move {
-            let res = this.response(ResponseOutBody::AckCount(count_));
-            if let Err(error) = this.publish(reply.clone(), None, res).await {
+            let _permit = permit;
+            let res = link.response(ResponseOutBody::AckCount(count_));
+            if let Err(error) = link.publish(reply.clone(), None, res).await {
                 tracing::warn!(subject = %reply, %error, "cannot send an ack count");
                 return;
             }
@@ -367,8 +452,8 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                         }
                     },
                 };
-                let res = this.response(ResponseOutBody::Ack { sid, result });
-                if let Err(error) = this.publish(reply.clone(), None, res).await {
+                let res = link.response(ResponseOutBody::Ack { sid, result });
+                if let Err(error) = link.publish(reply.clone(), None, res).await {
                     tracing::warn!(subject = %reply, %error, "cannot send an ack");
                     return;
                 }
@@ -379,25 +464,4 @@ impl<E: SocketEmitter> NatsAdapter<E> {
 
 fn count(sids: Vec<socketioxide_core::Sid>) -> u32 {
     u32::try_from(sids.len()).unwrap_or(u32::MAX)
-}
-
-/// Whether `token` is the last token of `subject`; a suffix comparison instead
-/// of splitting, as it runs for every message received.
-fn is_last_token(subject: &str, token: &str) -> bool {
-    subject
-        .strip_suffix(token)
-        .is_some_and(|rest| rest.ends_with('.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_last_token;
-
-    #[test]
-    fn last_token() {
-        assert!(is_last_token("p.ns.b.abc", "abc"));
-        assert!(!is_last_token("p.ns.b.xabc", "abc"));
-        assert!(!is_last_token("abc", "abc"));
-        assert!(!is_last_token("p.ns.b.abc.d", "abc"));
-    }
 }

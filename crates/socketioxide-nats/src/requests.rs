@@ -1,23 +1,22 @@
-//! Requests waiting for answers from other nodes.
+//! Routing answers to the requests waiting for them.
 //!
 //! Each node has one response subscription per namespace,
 //! `{prefix}.{ns}.r.{uid}.*`; the last token of a response's subject is the id of
-//! the request it answers, so a response is routed to its waiting request without
+//! the request it answers, so a response reaches its waiting request without
 //! being decoded. Node departures are pushed to every waiting request as well, so
 //! a request stops waiting for a node the moment it is known to be gone.
+//!
+//! What a request does with its events (when it is complete) is
+//! [`completion`](crate::completion)'s business.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use async_nats::{Message, StatusCode};
 use socketioxide_core::{Sid, Uid};
-use socketioxide_nats_protocol::message::{ResponseIn, decode_response};
 use tokio::{sync::mpsc, time::Instant};
-
-use crate::Error;
 
 /// What a waiting request can receive.
 #[derive(Debug)]
@@ -26,8 +25,6 @@ pub(crate) enum Event {
     Reply(Message),
     /// A node left the namespace.
     NodeLeft(Uid),
-    /// This node's NATS connection dropped: answers sent meanwhile are lost.
-    ConnectionLost,
 }
 
 type Handlers = HashMap<Sid, mpsc::Sender<Event>>;
@@ -36,6 +33,16 @@ type Handlers = HashMap<Sid, mpsc::Sender<Event>>;
 pub(crate) struct Requests {
     handlers: Mutex<Handlers>,
     buffer: usize,
+}
+
+/// What became of a routed response.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Routed {
+    Delivered,
+    /// No request with this id waits (it finished, or never existed).
+    Unknown,
+    /// The request's buffer is full: its caller does not read fast enough.
+    Overflow,
 }
 
 impl Requests {
@@ -63,38 +70,27 @@ impl Requests {
         }
     }
 
-    /// Route a message received on a reply subject; `false` if nobody waits for it.
-    pub(crate) fn route(&self, id: Sid, msg: Message) -> bool {
+    /// Route a message received on a reply subject.
+    pub(crate) fn route(&self, id: Sid, msg: Message) -> Routed {
         let Some(tx) = self.lock().get(&id).cloned() else {
-            return false;
+            return Routed::Unknown;
         };
-        if let Err(err) = tx.try_send(Event::Reply(msg)) {
-            tracing::warn!(
-                req_id = %id,
-                error = %err,
-                "response dropped: the caller does not read responses fast enough (see NatsAdapterConfig::response_buffer)"
-            );
+        match tx.try_send(Event::Reply(msg)) {
+            Ok(()) => Routed::Delivered,
+            Err(mpsc::error::TrySendError::Full(_)) => Routed::Overflow,
+            // Dropped between the lookup and the send: the request just ended.
+            Err(mpsc::error::TrySendError::Closed(_)) => Routed::Unknown,
         }
-        true
     }
 
     /// Tell every waiting request that `uid` is gone.
     pub(crate) fn node_left(&self, uid: Uid) {
-        self.notify_all(|| Event::NodeLeft(uid));
-    }
-
-    /// Tell every waiting request that this node's NATS connection dropped.
-    pub(crate) fn connection_lost(&self) {
-        self.notify_all(|| Event::ConnectionLost);
-    }
-
-    fn notify_all(&self, event: impl Fn() -> Event) {
         for tx in self.lock().values() {
-            let _ = tx.try_send(event());
+            let _ = tx.try_send(Event::NodeLeft(uid));
         }
     }
 
-    /// Drop every registration: waiting requests end with what they have.
+    /// Drop every registration: waiting requests end with [`Error::Closed`](crate::Error::Closed).
     pub(crate) fn close_all(&self) {
         self.lock().clear();
     }
@@ -135,81 +131,9 @@ impl Pending {
     ) -> std::task::Poll<Option<Event>> {
         self.rx.poll_recv(cx)
     }
-
-    /// Collect one response from each node in `expected`, ending as soon as every
-    /// one of them has answered or left, or at `timeout`. Returns the responses
-    /// and the nodes that stayed silent.
-    ///
-    /// With `target` set, the request went to that single node: "no responders"
-    /// from NATS means it is gone, and silence means it timed out; both are errors.
-    ///
-    /// If this node's connection drops meanwhile, the request fails with
-    /// [`Error::ConnectionLost`]: the silent nodes are not gone, their answers
-    /// are, and a partial answer would look complete.
-    pub(crate) async fn gather(
-        mut self,
-        mut expected: HashSet<Sid>,
-        timeout: Duration,
-        target: Option<Uid>,
-    ) -> Result<(Vec<ResponseIn>, HashSet<Sid>), Error> {
-        let deadline = Instant::now() + timeout;
-        let mut responses = Vec::with_capacity(expected.len());
-        while !expected.is_empty() {
-            match self.recv_until(deadline).await {
-                Ok(Event::Reply(msg)) if is_no_responders(&msg) => {
-                    match target {
-                        Some(node) => return Err(Error::NodeGone { node }),
-                        // Nobody listens on the broadcast subject: no other node exists.
-                        None => {
-                            expected.clear();
-                            break;
-                        }
-                    }
-                }
-                Ok(Event::Reply(msg)) => match decode_response(msg.payload) {
-                    Ok(res) => {
-                        expected.remove(&*res.origin);
-                        responses.push(res);
-                    }
-                    Err(error) => {
-                        tracing::warn!(req_id = %self.id, %error, "undecodable response dropped")
-                    }
-                },
-                Ok(Event::ConnectionLost) => {
-                    tracing::warn!(req_id = %self.id, "NATS connection lost during a request");
-                    return Err(Error::ConnectionLost);
-                }
-                Ok(Event::NodeLeft(uid)) => {
-                    if expected.remove(&*uid) {
-                        tracing::debug!(req_id = %self.id, node = %uid, "stop waiting for a node that left");
-                    }
-                    if target == Some(uid) {
-                        return Err(Error::NodeGone { node: uid });
-                    }
-                }
-                Err(false) => return Err(Error::Closed),
-                Err(true) => {
-                    if let Some(node) = target {
-                        return Err(Error::Timeout { node, timeout });
-                    }
-                    if !expected.is_empty() {
-                        let missing: Vec<String> =
-                            expected.iter().map(ToString::to_string).collect();
-                        tracing::warn!(
-                            req_id = %self.id,
-                            ?missing,
-                            ?timeout,
-                            "request timed out waiting for live nodes; returning the answers received"
-                        );
-                    }
-                    break;
-                }
-            }
-        }
-        Ok((responses, expected))
-    }
 }
 
+/// NATS's answer to a request nobody was subscribed to.
 pub(crate) fn is_no_responders(msg: &Message) -> bool {
     msg.status == Some(StatusCode::NO_RESPONDERS)
 }

@@ -1,16 +1,17 @@
 //! Node liveness and request completion: requests end as soon as every live node
-//! answered, a node that stops answering is dropped after the heartbeat timeout
-//! (not the request timeout), a node that closes is forgotten at once, and
-//! emitters never count as nodes.
+//! answered; only nodes that prove themselves are counted; a node that stops
+//! answering is found gone by a probe (not the request timeout), a node that
+//! closes is forgotten at once, and emitters never count as nodes.
 
 mod common;
 
+use common::impostor::{Impostor, Mode};
 use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
 use socketioxide_core::Uid;
-use socketioxide_nats::{NatsAdapterConfig, async_nats};
+use socketioxide_nats::{Error, NatsAdapterConfig};
 use socketioxide_nats_protocol::{
     message::{RequestOut, RequestOutBody},
     subjects::NsSubjects,
@@ -27,46 +28,6 @@ async fn slow_nodes<const N: usize>(url: &str) -> [Node; N] {
         v.push(node_with(connect(url).await, slow_requests()).await);
     }
     v.try_into().unwrap_or_else(|_| unreachable!())
-}
-
-/// Pretends to be a node of `/`: it beats, so it is counted, but never answers.
-struct Zombie {
-    client: async_nats::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Zombie {
-    async fn start(url: &str) -> Self {
-        let client = connect(url).await;
-        let uid = Uid::new();
-        let subject = NsSubjects::new("socket.io", "/")
-            .unwrap()
-            .broadcast(uid.as_str());
-        let c = client.clone();
-        let task = tokio::spawn(async move {
-            let hello = RequestOut {
-                origin: uid,
-                id: None,
-                body: RequestOutBody::Hello,
-            }
-            .encode();
-            c.publish(subject.clone(), hello).await.unwrap();
-            loop {
-                let beat = RequestOut {
-                    origin: uid,
-                    id: None,
-                    body: RequestOutBody::Heartbeat,
-                }
-                .encode();
-                c.publish(subject.clone(), beat).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Zombie { client, task }
-    }
-    fn stop_beating(&self) {
-        self.task.abort();
-    }
 }
 
 #[tokio::test]
@@ -97,44 +58,98 @@ async fn requests_complete_without_waiting_for_the_timeout() {
         "took {:?}",
         t.elapsed()
     );
+    // Discovery (one second after start) and probes are requests too.
+    let deadline = Instant::now() + Duration::from_secs(2);
     for n in &nodes {
-        assert_eq!(n.handle.pending_requests("/"), Some(0), "a request leaked");
+        while n.handle.pending_requests("/") != Some(0) {
+            assert!(Instant::now() < deadline, "a request leaked");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
 #[tokio::test]
-async fn a_silent_node_stops_being_waited_for_at_the_heartbeat_timeout() {
+async fn a_node_that_beats_but_never_answers_is_never_counted() {
     let nats = NatsServer::start();
     let nodes = slow_nodes::<2>(&nats.url()).await;
     start_ns!(nodes, "/", join_own_id);
-    let zombie = Zombie::start(&nats.url()).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let forger = Impostor::start(&nats.url(), "/", Mode::Forger).await;
+    // Its hello and ten heartbeats reach both nodes, which probe it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for n in &nodes {
+        assert_eq!(n.handle.server_count("/"), Some(2));
+        let stats = n.handle.stats("/").unwrap();
+        assert!(stats.probes_failed >= 1, "{stats:?}");
+    }
+    let t = Instant::now();
+    assert_eq!(nodes[0].io.fetch_sockets().await.unwrap().len(), 0);
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(forger);
+}
+
+#[tokio::test]
+async fn a_stuck_node_makes_a_request_fail_as_incomplete_naming_it() {
+    let nats = NatsServer::start();
+    let config = test_config().with_request_timeout(Duration::from_millis(800));
+    let nodes = [
+        node_with(connect(&nats.url()).await, config.clone()).await,
+        node_with(connect(&nats.url()).await, config).await,
+    ];
+    start_ns!(nodes, "/", join_own_id);
+    let stuck = Impostor::start(&nats.url(), "/", Mode::Stuck).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while nodes[0].handle.server_count("/") != Some(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck node was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _a = client(&nodes[1].io, "/").await;
+    let t = Instant::now();
+    let err = nodes[0].io.fetch_sockets().await.unwrap_err();
+    let took = t.elapsed();
+    match err {
+        Error::Incomplete { missing, .. } => assert_eq!(missing, vec![stuck.uid]),
+        other => panic!("expected Incomplete, got {other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert!(nodes[0].handle.stats("/").unwrap().incomplete >= 1);
+}
+
+#[tokio::test]
+async fn a_dead_node_whose_heartbeats_are_forged_is_found_by_a_probe() {
+    let nats = NatsServer::start();
+    let nodes = slow_nodes::<2>(&nats.url()).await;
+    start_ns!(nodes, "/", join_own_id);
+    let zombie = Impostor::start(&nats.url(), "/", Mode::Stuck).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
     while nodes[0].handle.server_count("/") != Some(3) {
         assert!(Instant::now() < deadline, "the zombie was never counted");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _a = client(&nodes[1].io, "/").await;
+    // Dead, but its heartbeats keep coming: only a probe can tell.
+    zombie.stop_answering_probes();
     let t = Instant::now();
-    let fetch = tokio::spawn({
-        let io = nodes[0].io.clone();
-        async move { io.fetch_sockets().await.map(|s| s.len()) }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !fetch.is_finished(),
-        "the request must wait for the zombie while it beats"
-    );
-    zombie.stop_beating();
-    let found = fetch.await.unwrap().unwrap();
+    let found = nodes[0].io.fetch_sockets().await.unwrap().len();
     let took = t.elapsed();
-    assert_eq!(found, 1, "the live node's socket is still returned");
-    // heartbeat timeout is 1 s, swept every 100 ms; the request timeout is 30 s
+    assert_eq!(found, 1, "the live node's socket is returned");
+    // A probe (not sooner than 200 ms after the node's last proof), then the
+    // 500 ms probe timeout; the heartbeat timeout (1 s) never passes and the
+    // request timeout is 30 s.
     assert!(
-        took > Duration::from_millis(900) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(500) && took < Duration::from_millis(950),
         "took {took:?}"
     );
     assert_eq!(nodes[0].handle.server_count("/"), Some(2));
-    drop(zombie.client);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 #[allow(unused_imports)]
 pub use nats_harness::{NatsCluster, NatsServer};
 
+pub mod impostor;
 pub mod js;
 
 pub type Io = SocketIo<NatsAdapter<Emitter>>;
