@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz the wire decoder and the namespace-token encoding for a bounded time:
+# Fuzz the wire decoder (with bytes, and with hostile well-formed messages) and the
+# namespace-token encoding for a bounded time:
 #
 #   bash scripts/fuzz.sh [SECONDS]      # SECONDS per target, default 60
 #
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
 # 0.13.2 builds with the stable toolchain the machines have (rustc 1.95).
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS=(decode subject_token)
+TARGETS=(decode structured subject_token)
 
 if ! [[ "$SECONDS_PER_TARGET" =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: bash scripts/fuzz.sh [SECONDS]" >&2

@@ -8,10 +8,17 @@
 //! payload shapes and every optional field start out valid: the fuzzer then spends
 //! its time mutating deep fields instead of rediscovering the framing. Ids are
 //! fixed so that regenerating gives byte-identical files.
+//!
+//! The structured target's inputs are not messages but the entropy its generator
+//! draws from; its seeds are xorshift output, one per message type it can build
+//! (found by running the generator as the target does), so every type is in the
+//! corpus from the first run.
 
 use std::{borrow::Cow, collections::VecDeque, fs, io, path::Path, str::FromStr, time::Duration};
 
+use arbitrary::Unstructured;
 use bytes::Bytes;
+use nats_harness::hostile::hostile_message;
 use socketioxide_core::{
     Sid, Str, Uid, Value,
     adapter::{BroadcastFlags, BroadcastOptions, RemoteSocketData, Room},
@@ -20,6 +27,9 @@ use socketioxide_core::{
 use socketioxide_nats_protocol::message::{
     RequestOut, RequestOutBody, ResponseOut, ResponseOutBody, decode_request, decode_response,
 };
+
+#[path = "../common/targets.rs"]
+mod targets;
 
 fn main() -> io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -70,7 +80,50 @@ fn main() -> io::Result<()> {
         fs::write(tokens.join(name), text)?;
     }
     println!("{} seeds in {}", names.len(), tokens.display());
+
+    let structured = root.join("structured");
+    reset(&structured)?;
+    let seeds = structured_seeds();
+    for (what, seed) in &seeds {
+        fs::write(structured.join(what.replace(':', "-")), seed)?;
+    }
+    println!("{} seeds in {}", seeds.len(), structured.display());
     Ok(())
+}
+
+/// One 1 KiB input per message type the structured target can build: the first
+/// xorshift output, from a fixed start, that makes it build that type.
+fn structured_seeds() -> std::collections::BTreeMap<&'static str, Vec<u8>> {
+    const TYPES: usize = 20; // 13 requests, 7 responses
+    let targets = targets::targets();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut seeds = std::collections::BTreeMap::new();
+    for _ in 0..100_000 {
+        let seed: Vec<u8> = (0..1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        // The same steps as fuzz_targets/structured.rs.
+        let mut u = Unstructured::new(&seed);
+        let Ok(target) = u.choose(&targets) else {
+            continue;
+        };
+        if let Ok(m) = hostile_message(&mut u, target) {
+            seeds.entry(m.what).or_insert(seed);
+        }
+        if seeds.len() == TYPES {
+            return seeds;
+        }
+    }
+    panic!(
+        "only {} message types found: {:?}",
+        seeds.len(),
+        seeds.keys()
+    );
 }
 
 /// Start from an empty directory so seeds that are no longer generated disappear.
