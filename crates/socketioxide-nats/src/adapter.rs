@@ -472,9 +472,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             let recv = crate::recv::start(&self).await?;
             *self.share.lock().unwrap_or_else(|e| e.into_inner()) =
                 ConnectionShare::register(self.link.client(), self.link.subjects().base());
-            // Discovery starts here: it announces the node, and requests made
-            // before it settles wait for it (see `Liveness::expected_since`).
-            let liveness = self.liveness.spawn();
+            // Discovery starts here: the node is announced before `ns()` returns,
+            // and requests made before discovery settles wait for it (see
+            // `Liveness::expected_since`).
+            let hello = self.liveness.hello().await;
+            let liveness = self.liveness.spawn(hello);
             self.spawn_watchdog(recv, liveness);
             self.spawn_echo_check();
             let view: Arc<dyn NamespaceView> = self.clone();

@@ -126,6 +126,13 @@ impl Budget {
     }
 }
 
+/// A published `Hello`, waiting for its answers.
+#[derive(Debug)]
+pub(crate) struct Hello {
+    pending: crate::requests::Pending,
+    started: Instant,
+}
+
 /// Why a probe is sent: decides its budget and what is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Suspicion {
@@ -445,18 +452,38 @@ impl Liveness {
 
     /// Announce this node and learn the others; see the module docs.
     pub(crate) async fn discover(self: &Arc<Self>) {
+        if let Some(hello) = self.hello().await {
+            self.listen(hello).await;
+        }
+    }
+
+    /// Publish the `Hello` that starts a discovery; `None` (discovery settled at
+    /// once) if it cannot be published.
+    ///
+    /// At start it is published before `io.ns(..)` returns: a request made right
+    /// after must find the `Hello` ahead of it, since a node that answered the
+    /// `Hello` is expected to answer the request too.
+    pub(crate) async fn hello(&self) -> Option<Hello> {
         self.settled.send_replace(false);
         let started = Instant::now();
-        let deadline = started + DISCOVERY_WINDOW;
-        let hello = self.link.send_request(RequestOutBody::Hello, None).await;
-        let mut pending = match hello {
-            Ok(pending) => pending,
+        match self.link.send_request(RequestOutBody::Hello, None).await {
+            Ok(pending) => Some(Hello { pending, started }),
             Err(error) => {
                 tracing::warn!(%error, "cannot announce this node; the others learn of it from its heartbeats");
                 self.settled.send_replace(true);
-                return;
+                None
             }
-        };
+        }
+    }
+
+    /// Collect the answers to a `Hello` until discovery settles, then to the end
+    /// of the window.
+    async fn listen(self: &Arc<Self>, hello: Hello) {
+        let Hello {
+            mut pending,
+            started,
+        } = hello;
+        let deadline = started + DISCOVERY_WINDOW;
         let hello_id = pending.id;
         let mut named: HashSet<Sid> = HashSet::new();
         // When the first answer came, and the last one.
@@ -570,21 +597,25 @@ impl Liveness {
         }
     }
 
-    /// Start the liveness task: discovery, heartbeats, the sweep of silent nodes
-    /// and the watch on the connection.
-    pub(crate) fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(run(Arc::downgrade(self)))
+    /// Start the liveness task: discovery (after `hello`), heartbeats, the sweep
+    /// of silent nodes and the watch on the connection.
+    pub(crate) fn spawn(self: &Arc<Self>, hello: Option<Hello>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run(Arc::downgrade(self), hello))
     }
 }
 
-async fn run(liveness: Weak<Liveness>) {
+async fn run(liveness: Weak<Liveness>, hello: Option<Hello>) {
     let Some(l) = liveness.upgrade() else { return };
     let config = l.link.config.clone();
     let ns = l.link.subjects().base().to_owned();
     let mut epoch = l.link.connection_epoch();
     let discovery = l.clone();
     // Dropping it (a new discovery, or the end of this task) stops it.
-    let mut _discovering = AbortOnDrop(tokio::spawn(async move { discovery.discover().await }));
+    let mut _discovering = AbortOnDrop(tokio::spawn(async move {
+        if let Some(hello) = hello {
+            discovery.listen(hello).await;
+        }
+    }));
     drop(l);
 
     // `interval` panics on a zero period and `Instant + Duration` overflows on a

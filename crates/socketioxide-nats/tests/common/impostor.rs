@@ -28,8 +28,9 @@ pub enum Mode {
     Forger,
     /// Beats and answers liveness probes, but no request: a stuck node.
     Stuck,
-    /// Like `Stuck`, and answers a broadcast with acks with its count, one ack,
-    /// then the count again and two more acks: duplicates a real node never sends.
+    /// Like `Stuck`, and answers a broadcast with acks with a count of 1, its ack,
+    /// then the count again: a duplicate a real node never sends, from a node that
+    /// has finished.
     DuplicateAcks,
 }
 
@@ -111,13 +112,7 @@ impl Impostor {
                         body: ResponseOutBody::AckCount(1),
                     }
                     .encode();
-                    for payload in [
-                        count.clone(),
-                        ack(Sid::new()),
-                        count,
-                        ack(Sid::new()),
-                        ack(Sid::new()),
-                    ] {
+                    for payload in [count.clone(), ack(Sid::new()), count] {
                         let _ = c.publish(reply.clone(), payload).await;
                     }
                 }
