@@ -85,6 +85,18 @@ pub struct EmitterConfig {
     pub ack_timeout: Duration,
     /// The socket.io parser of the servers. Default is the common parser.
     pub parser: Parser,
+    /// How long a server has to answer a liveness probe. Default is 500 ms.
+    ///
+    /// A request still waiting for a server 50 ms after it started asks that
+    /// server directly, on its own subject, whether it is alive (again every
+    /// 200 ms while it stays silent). NATS answers at once when nobody listens
+    /// there any more (the server crashed): the request stops waiting for it.
+    /// When something else listens there too (a monitor subscribed to
+    /// `{prefix}.>`, a JetStream stream), only the server's own answer can tell,
+    /// and a server that does not answer within this time is taken as gone.
+    /// Raise it for servers that can be busy for longer; keep it the same as the
+    /// servers' own `probe_timeout`.
+    pub probe_timeout: Duration,
 }
 
 impl Default for EmitterConfig {
@@ -94,6 +106,7 @@ impl Default for EmitterConfig {
             request_timeout: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(5),
             parser: Parser::default(),
+            probe_timeout: Duration::from_millis(500),
         }
     }
 }
@@ -116,6 +129,11 @@ impl EmitterConfig {
     /// Set the default ack timeout. Default is 5 seconds.
     pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
+        self
+    }
+    /// Set how long a server has to answer a liveness probe. Default is 500 ms.
+    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
         self
     }
     /// Set the socket.io parser of the servers. Default is the common parser.

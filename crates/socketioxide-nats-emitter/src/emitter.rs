@@ -8,13 +8,14 @@ use socketioxide_core::{
     packet::Packet,
 };
 use socketioxide_nats_protocol::{
-    message::{RequestOut, RequestOutBody, ResponseBody},
+    completion::Expect,
+    message::{RequestOut, RequestOutBody, ResponseBody, ResponseKind},
     subjects::{NsSubjects, validate_prefix},
 };
 
 use crate::{
     AckError, EmitError, EmitterConfig,
-    request::{self, Expect, Target},
+    request::{self, Target},
 };
 
 /// Event names socket.io keeps for itself.
@@ -230,6 +231,7 @@ impl Operators {
             origin: inner.uid,
             ns: &self.ns,
             prefix: &inner.config.prefix,
+            probe_timeout: inner.config.probe_timeout,
         }
     }
 
@@ -278,8 +280,12 @@ impl Operators {
 
     /// Emit `event` and collect the acks of the selected sockets of every server:
     /// one entry per socket, an [`AckError::Timeout`] for a client that did not
-    /// answer within the [`timeout`](Self::timeout). Ends as soon as every server
-    /// has reported all its acks.
+    /// answer within the [`timeout`](Self::timeout). Ends as soon as every live
+    /// server has reported all its acks; a crashed server is found gone within a
+    /// probe (see [`EmitterConfig::probe_timeout`]).
+    ///
+    /// Fails with [`EmitError::Incomplete`] if a live server has not reported
+    /// all its acks within the request timeout plus the ack timeout.
     pub async fn emit_with_ack<T, V>(
         &self,
         event: &str,
@@ -297,7 +303,7 @@ impl Operators {
             ack_timeout: Some(ack_timeout),
         };
         let wait = self.config().request_timeout + ack_timeout;
-        let collected = request::request(self.target(), Some(body), Expect::Acks, wait).await?;
+        let collected = request::request(self.target(), Some((body, Expect::Acks)), wait).await?;
         let parser = self.config().parser;
         Ok(collected
             .responses
@@ -335,16 +341,27 @@ impl Operators {
             .await
     }
 
-    /// A request every server answers once.
-    async fn ask(&self, body: RequestOutBody<'_>) -> Result<request::Collected, EmitError> {
+    /// A request every server answers once, with an answer of type `kind`.
+    async fn ask(
+        &self,
+        body: RequestOutBody<'_>,
+        kind: ResponseKind,
+    ) -> Result<request::Collected, EmitError> {
         let timeout = self.config().request_timeout;
-        request::request(self.target(), Some(body), Expect::One, timeout).await
+        request::request(self.target(), Some((body, Expect::One(kind))), timeout).await
     }
 
     /// The selected sockets of every server.
+    ///
+    /// Ends as soon as every live server answered. Fails with
+    /// [`EmitError::Incomplete`] rather than returning a partial list if a live
+    /// server did not answer within the request timeout.
     pub async fn fetch_sockets(&self) -> Result<Vec<SocketInfo>, EmitError> {
         let collected = self
-            .ask(RequestOutBody::FetchSockets { opts: &self.opts })
+            .ask(
+                RequestOutBody::FetchSockets { opts: &self.opts },
+                ResponseKind::Sockets,
+            )
             .await?;
         let mut sockets = Vec::new();
         for res in collected.responses {
@@ -360,22 +377,25 @@ impl Operators {
     }
 
     /// The rooms of the selected sockets of every server, sorted.
+    ///
+    /// Fails with [`EmitError::Incomplete`] rather than returning a partial list
+    /// if a live server did not answer within the request timeout.
     pub async fn rooms(&self) -> Result<Vec<String>, EmitError> {
         let collected = self
-            .ask(RequestOutBody::AllRooms { opts: &self.opts })
+            .ask(
+                RequestOutBody::AllRooms { opts: &self.opts },
+                ResponseKind::Rooms,
+            )
             .await?;
         Ok(request::rooms(collected.responses))
     }
 
-    /// The ids of the servers of this namespace.
+    /// The ids of the servers of this namespace: those that answered, once every
+    /// server named by another answered or was found gone, or at the request
+    /// timeout.
     pub async fn nodes(&self) -> Result<Vec<Uid>, EmitError> {
-        let collected = request::request(
-            self.target(),
-            None,
-            Expect::Nothing,
-            self.config().request_timeout,
-        )
-        .await?;
+        let collected =
+            request::request(self.target(), None, self.config().request_timeout).await?;
         Ok(collected.nodes)
     }
 
@@ -411,5 +431,60 @@ fn decode_ack<V: DeserializeOwned>(
             Ok(other) => Err(AckError::Other(other.to_string())),
             Err(e) => Err(AckError::Other(format!("undecodable ack error: {e}"))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use socketioxide::{AckError as ServerAckError, ParserError, SocketError};
+
+    use super::*;
+
+    /// The bytes a server puts in an Ack response for a failed ack: socketioxide's
+    /// `AckError` written by rmp-serde, exactly as the adapter does.
+    fn server_wrote(err: &ServerAckError) -> Result<Value, Bytes> {
+        Err(Bytes::from(rmp_serde::to_vec(err).unwrap()))
+    }
+
+    fn decode(result: Result<Value, Bytes>) -> Result<String, AckError> {
+        decode_ack::<String>(crate::Parser::default(), result)
+    }
+
+    #[test]
+    fn ack_errors_are_decoded_from_the_bytes_a_server_writes() {
+        assert_eq!(
+            decode(server_wrote(&ServerAckError::Timeout)),
+            Err(AckError::Timeout)
+        );
+        assert_eq!(
+            decode(server_wrote(&ServerAckError::Socket(SocketError::Closed))),
+            Err(AckError::Other(r#"{"Socket":"Closed"}"#.into()))
+        );
+        assert_eq!(
+            decode(server_wrote(&ServerAckError::Socket(
+                SocketError::InternalChannelFull
+            ))),
+            Err(AckError::Other(
+                r#"{"Socket":"InternalChannelFull"}"#.into()
+            ))
+        );
+        let parse = ParserError::new(std::io::Error::other("bad ack"));
+        assert_eq!(
+            decode(server_wrote(&ServerAckError::Decode(parse))),
+            Err(AckError::Other(r#"{"Decode":"bad ack"}"#.into()))
+        );
+        match decode(Err(Bytes::from_static(&[0xc1]))) {
+            Err(AckError::Other(why)) => assert!(why.starts_with("undecodable ack error"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ack_values_are_decoded_with_the_servers_parser() {
+        let value = Value::Str(r#"["yes"]"#.to_owned().into(), None);
+        assert_eq!(decode(Ok(value)), Ok("yes".to_owned()));
+        let value = Value::Str("[1]".to_owned().into(), None);
+        assert!(matches!(decode(Ok(value)), Err(AckError::Decode(_))));
     }
 }

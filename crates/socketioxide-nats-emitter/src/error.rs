@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use socketioxide_core::parser::ParserError;
-use socketioxide_nats_protocol::ProtocolError;
+use socketioxide_core::{Uid, parser::ParserError};
+use socketioxide_nats_protocol::{ProtocolError, publish::PublishFailure};
 
 /// Everything that can go wrong when emitting into the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,27 @@ pub enum EmitError {
         timeout: Duration,
     },
 
+    /// A request (fetch sockets, rooms, acks) reached its timeout while live
+    /// servers had not answered: what they would have said is missing, so no
+    /// partial answer is returned as if it were complete.
+    ///
+    /// The missing servers answer liveness probes but not the request: they are
+    /// overloaded, or the request or their answers were lost. Retry; if it
+    /// persists, look at those servers. Servers that crashed or left are not
+    /// waited for (a probe finds them gone): they never cause this error. A
+    /// server count and the node list are not affected: they return the servers
+    /// that answered.
+    #[error(
+        "request timed out after {timeout:?} without the answers of live servers {}",
+        uid_list(missing)
+    )]
+    Incomplete {
+        /// The live servers whose answers are missing.
+        missing: Vec<Uid>,
+        /// How long the request waited.
+        timeout: Duration,
+    },
+
     /// The message is larger than the NATS server accepts.
     #[error(
         "message of {size} bytes exceeds the NATS server's max_payload of {max} bytes; send smaller payloads or raise max_payload"
@@ -89,6 +110,37 @@ pub enum EmitError {
         /// The server's limit.
         max: usize,
     },
+}
+
+impl EmitError {
+    /// A failed publish to `subject`, bounded by `bound`, in the terms this
+    /// crate's users already match on.
+    pub(crate) fn from_publish(subject: &str, bound: Duration, failure: PublishFailure) -> Self {
+        match failure {
+            PublishFailure::TooLarge { size, max } => EmitError::PayloadTooLarge { size, max },
+            PublishFailure::Refused(source) => EmitError::Publish {
+                subject: subject.to_owned(),
+                source,
+            },
+            PublishFailure::Unreachable { state } => EmitError::Unreachable {
+                action: format!("publish to {subject}"),
+                timeout: bound,
+                state: state.to_string(),
+            },
+            // A failure added to the shared publish later: not published, with
+            // the reason kept.
+            other => EmitError::Unreachable {
+                action: format!("publish to {subject} ({other:?})"),
+                timeout: bound,
+                state: "unknown".to_owned(),
+            },
+        }
+    }
+}
+
+fn uid_list(uids: &[Uid]) -> String {
+    let ids: Vec<&str> = uids.iter().map(|u| u.as_str()).collect();
+    ids.join(", ")
 }
 
 /// Why a socket's ack did not come.

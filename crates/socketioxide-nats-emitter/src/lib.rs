@@ -48,6 +48,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Which servers a request waits for
+//!
+//! The emitter does not follow heartbeats. Each request (fetch sockets, rooms,
+//! acks, server count) goes out with a `Discover`, which every server answers
+//! with the other servers it knows; the request waits for each of them and ends
+//! as soon as all have answered. A server that crashed is still named by the
+//! others until their heartbeat timeout, so a server that has sent nothing
+//! 50 ms into the request is probed on its own subject: NATS says at once when
+//! nobody listens there any more, and a server that does not answer the probe
+//! within [`EmitterConfig::probe_timeout`] is taken as gone too. A crashed
+//! server therefore costs a request about 50 ms (or the probe timeout when a
+//! monitor listens to the whole prefix), not its timeout.
+//!
+//! A server that answers probes but not the request makes fetch sockets, rooms
+//! and acks fail at the timeout with [`EmitError::Incomplete`], naming it,
+//! rather than return a partial answer as if it were complete.
+//!
 //! The servers' socket.io parser must be chosen here too
 //! ([`EmitterConfig::with_parser`]; the `msgpack-parser` feature adds
 //! [`Parser::MsgPack`]), as must their subject prefix.

@@ -369,12 +369,38 @@ async fn clear_errors_without_servers_or_nats() {
     assert!(t.elapsed() < Duration::from_secs(1));
 }
 
+/// A failed ack travels as the bytes the server's socketioxide wrote for its
+/// `AckError`; the emitter must turn them back into its own [`AckError`]: a
+/// client that never answers is a timeout, one that disconnects first a closed
+/// socket.
 #[tokio::test]
 async fn ack_errors_are_decoded_from_the_servers_encoding() {
-    // what a server sends for a client that did not answer in time
-    let blob = rmp_serde::to_vec(&socketioxide::AckError::Timeout).unwrap();
-    let v: serde_json::Value = rmp_serde::from_slice(&blob).unwrap();
-    assert_eq!(v, serde_json::json!("Timeout"));
+    let nats = NatsServer::start();
+    let s = cluster(&nats.url()).await;
+    let mut quiet = client(&s[0].io, "/chat", &[]).await;
+    let mut leaving = client(&s[1].io, "/chat", &[]).await;
+    let em = emitter(&nats.url()).await;
+    let ask = tokio::spawn({
+        let em = em.clone();
+        async move {
+            em.of("/chat")
+                .timeout(Duration::from_millis(300))
+                .emit_with_ack::<_, String>("q", &"?")
+                .await
+        }
+    });
+    let _ = recv(&mut quiet.rx).await;
+    let _ = recv(&mut leaving.rx).await;
+    // The client closes its transport before answering.
+    leaving.tx.send(EioPacket::Close).await.unwrap();
+    let acks = ask.await.unwrap().unwrap();
+    let by = |id: &str| &acks.iter().find(|(s, _)| s.as_str() == id).unwrap().1;
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    assert_eq!(by(&quiet.id), &Err(AckError::Timeout));
+    assert_eq!(
+        by(&leaving.id),
+        &Err(AckError::Other(r#"{"Socket":"Closed"}"#.into()))
+    );
 }
 
 /// The permissions the docs give an app, publish and subscribe on its prefix only,
