@@ -161,6 +161,17 @@ pub(crate) enum Command {
         data: Option<String>,
     },
     /// Print the adapter's traffic under the prefix, decoded, until Ctrl-C.
+    ///
+    /// Shows what goes to every server (`{prefix}.{ns}.b.*`: emits, requests,
+    /// hellos, heartbeats, goodbyes) and every answer (`{prefix}.{ns}.r.*.*`).
+    ///
+    /// It does not watch the servers' own subjects (`{prefix}.{ns}.n.*.*`), so
+    /// requests to a single server (remote socket operations, liveness probes)
+    /// are not shown, though the answers to them are.
+    /// This is on purpose: NATS answers "no responders" at once to a request on a
+    /// subject nobody subscribes to, which is how servers and emitters learn
+    /// that a crashed server is gone. A watcher subscribed there would take that
+    /// answer away, and every request would wait for a probe timeout instead.
     Watch {
         /// Every namespace, not only --ns.
         #[arg(long)]

@@ -18,10 +18,9 @@ mod watch;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use futures_util::StreamExt;
 use serde::{Serialize, ser::SerializeTuple};
 use socketioxide_nats_emitter::{Emitter, EmitterConfig, Operators, Parser, async_nats};
-use socketioxide_nats_protocol::subjects::{NsSubjects, validate_prefix};
+use socketioxide_nats_protocol::subjects::validate_prefix;
 
 use args::{Cli, Command, Connection, ParserArg, Selection};
 
@@ -176,27 +175,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             ns.server_emit(&event, &data).await.map_err(e)?;
         }
         Command::Watch { all } => {
-            let subject = if all {
-                format!("{}.>", cli.prefix)
-            } else {
-                let s = NsSubjects::new(&cli.prefix, emitter_ns(&cli.ns).as_str())
-                    .map_err(|e| e.to_string())?;
-                format!("{}.>", s.base())
-            };
-            let mut sub = client
-                .subscribe(subject.clone())
-                .await
-                .map_err(|e| format!("cannot subscribe to {subject}: {e}"))?;
-            eprintln!("watching {subject} (Ctrl-C to stop)");
-            loop {
-                tokio::select! {
-                    msg = sub.next() => match msg {
-                        Some(m) => println!("{}", watch::describe(&cli.prefix, &m.subject, m.payload)),
-                        None => return Err("the NATS subscription ended".into()),
-                    },
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
-                }
-            }
+            let ns = (!all).then(|| emitter_ns(&cli.ns));
+            let subjects = watch::subjects(&cli.prefix, ns.as_deref())?;
+            return watch::run(&client, &cli.prefix, &subjects).await;
         }
     }
     emitter.flush().await.map_err(e)

@@ -1,10 +1,79 @@
 //! `sionats watch`: the adapter's traffic, one readable line per message.
+//!
+//! It subscribes to the broadcast subjects (`{prefix}.{ns}.b.*`) and the reply
+//! subjects (`{prefix}.{ns}.r.*.*`) only, never to the servers' own subjects
+//! (`{prefix}.{ns}.n.*.*`). NATS answers "no responders" to a request published
+//! to a subject nobody subscribes to; servers and emitters rely on that answer
+//! to learn at once that a server is gone (its subscriptions went with it). A
+//! watcher subscribed there would receive those requests instead, and a crashed
+//! server would only be noticed at a probe timeout.
 
+use futures_util::StreamExt;
 use socketioxide_core::{Value, adapter::BroadcastOptions, packet::PacketData};
+use socketioxide_nats_emitter::async_nats;
 use socketioxide_nats_protocol::{
     message::{RequestBody, ResponseBody, decode_request, decode_response},
-    subjects::untoken,
+    subjects::{NsSubjects, untoken},
 };
+
+/// What `watch` subscribes to: the broadcast and reply subjects of namespace
+/// `ns`, or of every namespace with `None`. Never the servers' own subjects:
+/// see the module docs.
+pub(crate) fn subjects(prefix: &str, ns: Option<&str>) -> Result<[String; 2], String> {
+    let base = match ns {
+        Some(ns) => NsSubjects::new(prefix, ns)
+            .map_err(|e| e.to_string())?
+            .base()
+            .to_owned(),
+        None => format!("{prefix}.*"),
+    };
+    Ok([format!("{base}.b.*"), format!("{base}.r.*.*")])
+}
+
+/// Print every message on `subjects`, decoded, until Ctrl-C.
+pub(crate) async fn run(
+    client: &async_nats::Client,
+    prefix: &str,
+    subjects: &[String; 2],
+) -> Result<(), String> {
+    let mut subs = Vec::with_capacity(subjects.len());
+    for subject in subjects {
+        let sub = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| format!("cannot subscribe to {subject}: {e}"))?;
+        subs.push(sub);
+    }
+    // Only once the server has the subscriptions is "watching" true.
+    client
+        .flush()
+        .await
+        .map_err(|e| format!("cannot subscribe to {}: {e}", subjects.join(" and ")))?;
+    eprintln!(
+        "watching {} (not the servers' own subjects {}, so that requests to a gone server still get NATS's \"no responders\"; Ctrl-C to stop)",
+        subjects.join(" and "),
+        node_subjects(prefix, subjects),
+    );
+    let mut all = futures_util::stream::select_all(subs);
+    loop {
+        tokio::select! {
+            msg = all.next() => match msg {
+                Some(m) => println!("{}", describe(prefix, &m.subject, m.payload)),
+                None => return Err("the NATS subscription ended".into()),
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// The node-subject filter matching `subjects`, for the message saying it is
+/// not watched.
+fn node_subjects(prefix: &str, subjects: &[String; 2]) -> String {
+    subjects[0].strip_suffix(".b.*").map_or_else(
+        || format!("{prefix}.*.n.*.*"),
+        |base| format!("{base}.n.*.*"),
+    )
+}
 
 fn short(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -161,5 +230,21 @@ pub(crate) fn describe(prefix: &str, subject: &str, payload: bytes::Bytes) -> St
             Err(e) => format!("{ns} malformed response on {subject}: {e}"),
         },
         _ => format!("{ns} foreign message on {subject} ({size} bytes)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_broadcasts_and_replies_never_node_subjects() {
+        let all = subjects("app.prod", None).unwrap();
+        assert_eq!(all, ["app.prod.*.b.*", "app.prod.*.r.*.*"]);
+        assert_eq!(node_subjects("app.prod", &all), "app.prod.*.n.*.*");
+        let chat = subjects("socket.io", Some("/chat")).unwrap();
+        assert_eq!(chat, ["socket.io._2Fchat.b.*", "socket.io._2Fchat.r.*.*"]);
+        assert_eq!(node_subjects("socket.io", &chat), "socket.io._2Fchat.n.*.*");
+        assert!(subjects("a b", Some("/")).is_err());
     }
 }

@@ -8,21 +8,37 @@ use std::{
 };
 
 use engineioxide::Packet as EioPacket;
+use futures_util::StreamExt;
 use nats_harness::NatsServer;
 use socketioxide::{
     SocketIo,
     adapter::Emitter,
     extract::{Data, SocketRef},
 };
+use socketioxide_core::{Sid, Uid};
 use socketioxide_nats::{NatsAdapter, NatsAdapterConfig, NatsAdapterCtr, NatsHandle, async_nats};
-use tokio::{io::AsyncBufReadExt, process::Command, sync::mpsc::Receiver};
+use socketioxide_nats_protocol::{
+    message::{RequestOut, RequestOutBody},
+    subjects::NsSubjects,
+};
+use tokio::{
+    io::AsyncBufReadExt,
+    process::{Child, Command},
+    sync::mpsc::Receiver,
+};
 
 type Io = SocketIo<NatsAdapter<Emitter>>;
 
 async fn server(url: &str) -> (Io, NatsHandle) {
+    let (io, handle, _client) = server_with_client(url).await;
+    (io, handle)
+}
+
+/// A server, and its own NATS connection (to crash it by draining it).
+async fn server_with_client(url: &str) -> (Io, NatsHandle, async_nats::Client) {
     let client = async_nats::connect(url).await.unwrap();
     let config = NatsAdapterConfig::new().with_heartbeat_interval(Duration::from_millis(200));
-    let ctr = NatsAdapterCtr::new_with_nats_config(client, config);
+    let ctr = NatsAdapterCtr::new_with_nats_config(client.clone(), config);
     let handle = ctr.handle();
     let (_svc, io) = SocketIo::builder()
         .with_adapter::<NatsAdapter<_>>(ctr)
@@ -36,7 +52,7 @@ async fn server(url: &str) -> (Io, NatsHandle) {
     )
     .await
     .unwrap();
-    (io, handle)
+    (io, handle, client)
 }
 
 async fn recv(rx: &mut Receiver<EioPacket>) -> String {
@@ -151,26 +167,30 @@ async fn sionats_owned(url: String, args: Vec<String>) -> Output {
     sionats(&url, &args).await
 }
 
-#[tokio::test]
-async fn watch_prints_the_traffic() {
-    let nats = NatsServer::start();
-    let url = nats.url();
-    let (_io, _h) = server(&url).await;
+/// `sionats watch --all`, once it reports that it is watching.
+async fn watch_all(url: &str) -> Child {
     let mut watch = Command::new(env!("CARGO_BIN_EXE_sionats"))
-        .args(["-s", &url, "watch", "--all"])
+        .args(["-s", url, "watch", "--all"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut err = tokio::io::BufReader::new(watch.stderr.take().unwrap()).lines();
+    let line = err.next_line().await.unwrap().unwrap();
     assert!(
-        err.next_line()
-            .await
-            .unwrap()
-            .unwrap()
-            .starts_with("watching socket.io.>")
+        line.starts_with("watching socket.io.*.b.* and socket.io.*.r.*.* (not the servers' own subjects socket.io.*.n.*.*"),
+        "{line}"
     );
+    watch
+}
+
+#[tokio::test]
+async fn watch_prints_the_traffic() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let (_io, _h) = server(&url).await;
+    let mut watch = watch_all(&url).await;
     stdout(&sionats(&url, &["emit", "shown", "--to", "room.x"]).await);
     let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -193,6 +213,86 @@ async fn watch_prints_the_traffic() {
             line.contains("heartbeat") || line.contains("hello") || line.contains("discover"),
             "{line}"
         );
+    }
+}
+
+/// NATS answers "no responders" at once to a request on the subject of a
+/// server that is gone, which is how servers and emitters notice a crash. A
+/// watcher subscribed to those subjects would take that answer away (every
+/// request would then wait for a probe timeout): `watch` leaves them alone.
+#[tokio::test]
+async fn a_request_to_a_gone_server_fails_fast_while_watch_runs() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let mut watch = watch_all(&url).await;
+
+    // Straight: a Discover to the subject of a server that is not there.
+    let raw = async_nats::connect(url.as_str()).await.unwrap();
+    let subjects = NsSubjects::new("socket.io", "/").unwrap();
+    let (me, gone, req) = (Uid::new(), Uid::new(), Sid::new());
+    let mut replies = raw
+        .subscribe(subjects.reply_filter(me.as_str()))
+        .await
+        .unwrap();
+    raw.flush().await.unwrap();
+    let probe = RequestOut {
+        origin: me,
+        id: Some(req),
+        body: RequestOutBody::Discover,
+    }
+    .encode();
+    let t = Instant::now();
+    raw.publish_with_reply(
+        subjects.node(gone.as_str(), me.as_str()),
+        subjects.reply(me.as_str(), req.as_str()),
+        probe,
+    )
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(1), replies.next())
+        .await
+        .expect("no answer: something else received the request")
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(answer.status, Some(async_nats::StatusCode::NO_RESPONDERS));
+    println!("no responders for a gone server's subject while watch runs: {took:?}");
+    assert!(took < Duration::from_millis(100), "{took:?}");
+
+    // End to end: a crashed server costs an emitter's request a probe (~50 ms),
+    // not the probe timeout (500 ms) nor the request timeout.
+    let (_io1, h1, _c1) = server_with_client(&url).await;
+    let (_io2, h2, c2) = server_with_client(&url).await;
+    let t = Instant::now();
+    while h1.server_count("/") != Some(2) || h2.server_count("/") != Some(2) {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c2.drain().await.unwrap(); // gone without a goodbye
+    let emitter = socketioxide_nats_emitter::Emitter::with_config(
+        async_nats::connect(url.as_str()).await.unwrap(),
+        socketioxide_nats_emitter::EmitterConfig::new()
+            .with_request_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let t = Instant::now();
+    assert!(emitter.of("/").fetch_sockets().await.unwrap().is_empty());
+    let took = t.elapsed();
+    println!("emitter fetch_sockets after a crash while watch runs: {took:?}");
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert_eq!(h1.server_count("/"), Some(2), "the survivor still names it");
+
+    // and watch saw the request
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if line.contains("sockets?") {
+            break;
+        }
     }
 }
 
