@@ -266,7 +266,7 @@ impl<E> NatsAdapter<E> {
         body: RequestOutBody<'_>,
         target: Option<Uid>,
     ) -> Result<Sent, Error> {
-        let pending = self.link.send_request(body, target).await?;
+        let pending = self.link.send_request(body, target, false).await?;
         Ok(Sent {
             pending,
             target,

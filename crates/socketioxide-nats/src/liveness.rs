@@ -95,7 +95,11 @@ struct Table {
     nodes: HashMap<Sid, Known>,
     /// Probes in flight, with the `since` to record if the node proves itself.
     probing: HashMap<Sid, Option<Instant>>,
+    /// Hellos answered and unknown heartbeats probed.
     budget: Budget,
+    /// Probes answered with a probe back (see [`Liveness::on_probe`]): emitters
+    /// probe too, and must not spend the budget of the hellos.
+    probe_backs: Budget,
 }
 
 /// A token bucket.
@@ -172,6 +176,7 @@ impl Liveness {
                 nodes: HashMap::new(),
                 probing: HashMap::new(),
                 budget: Budget::new(),
+                probe_backs: Budget::new(),
             }),
             settled: watch::Sender::new(false),
         })
@@ -340,9 +345,22 @@ impl Liveness {
         }
     }
 
-    /// A probe from `origin`.
+    /// A probe from `origin`: an unknown node probing this one is a node this one
+    /// missed (both started at once), or an emitter; probe it back, on a budget of
+    /// its own.
     pub(crate) fn on_probe(self: &Arc<Self>, origin: Uid) {
-        self.on_heartbeat(origin);
+        if self.heard(origin) {
+            return;
+        }
+        let allowed = {
+            let mut t = self.lock();
+            t.nodes.len() < MAX_NODES && t.probe_backs.take(Instant::now())
+        };
+        if allowed {
+            self.spawn_probe(origin, Suspicion::Unknown, None);
+        } else {
+            self.link.stats.rate_limited.inc();
+        }
     }
 
     /// A `Goodbye` from `origin`: forget it once a probe confirms that it is gone.
@@ -424,7 +442,7 @@ impl Liveness {
         let epoch = self.link.connection_epoch();
         let Ok(mut pending) = self
             .link
-            .send_request(RequestOutBody::Discover, Some(uid))
+            .send_request(RequestOutBody::Discover, Some(uid), true)
             .await
         else {
             return Probe::Unknown;
@@ -466,7 +484,11 @@ impl Liveness {
     pub(crate) async fn hello(&self) -> Option<Hello> {
         self.settled.send_replace(false);
         let started = Instant::now();
-        match self.link.send_request(RequestOutBody::Hello, None).await {
+        match self
+            .link
+            .send_request(RequestOutBody::Hello, None, true)
+            .await
+        {
             Ok(pending) => Some(Hello { pending, started }),
             Err(error) => {
                 tracing::warn!(%error, "cannot announce this node; the others learn of it from its heartbeats");

@@ -306,21 +306,30 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                 }
             }
             RequestBody::DisconnectSockets { opts } => {
-                let matched = reply.as_ref().map(|_| count(local.sockets(opts.clone())));
+                let matched = reply
+                    .as_ref()
+                    .map(|_| count(local.sockets(opts.clone()).len()));
                 if let Err(errors) = local.disconnect_socket(opts) {
                     tracing::debug!(?errors, "some local sockets could not be disconnected");
                 }
                 self.reply_done(reply, matched);
             }
+            // Only sockets that exist: socketioxide's `add_sockets` adds a socket id
+            // named by the options whether it is connected or not, and creates the
+            // rooms even when no socket matches, entries nothing would ever remove.
             RequestBody::AddSockets { opts, rooms } => {
-                let matched = reply.as_ref().map(|_| count(local.sockets(opts.clone())));
-                local.add_sockets(opts, rooms);
-                self.reply_done(reply, matched);
+                let sockets = local.fetch_sockets(opts);
+                for socket in &sockets {
+                    local.add_all(socket.id, rooms.clone());
+                }
+                self.reply_done(reply, Some(count(sockets.len())));
             }
             RequestBody::DelSockets { opts, rooms } => {
-                let matched = reply.as_ref().map(|_| count(local.sockets(opts.clone())));
-                local.del_sockets(opts, rooms);
-                self.reply_done(reply, matched);
+                let sockets = local.fetch_sockets(opts);
+                for socket in &sockets {
+                    local.del(socket.id, rooms.clone());
+                }
+                self.reply_done(reply, Some(count(sockets.len())));
             }
             RequestBody::AllRooms { opts } => {
                 let Some(reply) = reply else { return };
@@ -412,6 +421,7 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         socketioxide_core::adapter::CoreAdapter::get_local(self)
     }
 
+    /// Answer `Done(matched)` if the sender waits for it.
     fn reply_done(&self, reply: Option<Subject>, matched: Option<u32>) {
         if let (Some(reply), Some(matched)) = (reply, matched) {
             let res = self.link.response(ResponseOutBody::Done(matched));
@@ -462,6 +472,6 @@ impl<E: SocketEmitter> NatsAdapter<E> {
     }
 }
 
-fn count(sids: Vec<socketioxide_core::Sid>) -> u32 {
-    u32::try_from(sids.len()).unwrap_or(u32::MAX)
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

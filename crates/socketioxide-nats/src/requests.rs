@@ -27,7 +27,9 @@ pub(crate) enum Event {
     NodeLeft(Uid),
 }
 
-type Handlers = HashMap<Sid, mpsc::Sender<Event>>;
+/// The channel to a waiting request, and whether the adapter made it for itself
+/// (discovery, probes) rather than for a caller.
+type Handlers = HashMap<Sid, (mpsc::Sender<Event>, bool)>;
 
 #[derive(Debug)]
 pub(crate) struct Requests {
@@ -60,9 +62,10 @@ impl Requests {
 
     /// Register a request before publishing it, so no answer can arrive unrouted.
     /// The registration is removed when the returned [`Pending`] is dropped.
-    pub(crate) fn register(self: &Arc<Self>, id: Sid) -> Pending {
+    /// `internal` requests (discovery, probes) are not counted by [`len`](Self::len).
+    pub(crate) fn register(self: &Arc<Self>, id: Sid, internal: bool) -> Pending {
         let (tx, rx) = mpsc::channel(self.buffer);
-        self.lock().insert(id, tx);
+        self.lock().insert(id, (tx, internal));
         Pending {
             id,
             rx,
@@ -72,7 +75,7 @@ impl Requests {
 
     /// Route a message received on a reply subject.
     pub(crate) fn route(&self, id: Sid, msg: Message) -> Routed {
-        let Some(tx) = self.lock().get(&id).cloned() else {
+        let Some(tx) = self.lock().get(&id).map(|(tx, _)| tx.clone()) else {
             return Routed::Unknown;
         };
         match tx.try_send(Event::Reply(msg)) {
@@ -85,7 +88,7 @@ impl Requests {
 
     /// Tell every waiting request that `uid` is gone.
     pub(crate) fn node_left(&self, uid: Uid) {
-        for tx in self.lock().values() {
+        for (tx, _) in self.lock().values() {
             let _ = tx.try_send(Event::NodeLeft(uid));
         }
     }
@@ -95,9 +98,12 @@ impl Requests {
         self.lock().clear();
     }
 
-    /// How many requests are waiting.
+    /// How many requests of callers are waiting.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock()
+            .values()
+            .filter(|(_, internal)| !internal)
+            .count()
     }
 }
 

@@ -170,13 +170,16 @@ impl Link {
     /// Register a request and publish it, to every node or to `target`. Answers
     /// reach the returned [`Pending`], registered before the publish so that none
     /// arrives unrouted.
+    /// `internal` marks the adapter's own requests (discovery, probes), which
+    /// [`NatsHandle::pending_requests`](crate::NatsHandle::pending_requests) does not count.
     pub(crate) async fn send_request(
         &self,
         body: RequestOutBody<'_>,
         target: Option<Uid>,
+        internal: bool,
     ) -> Result<Pending, Error> {
         let id = Sid::new();
-        let pending = self.requests.register(id);
+        let pending = self.requests.register(id, internal);
         let payload = self.encode_request(Some(id), body);
         self.publish(
             self.target_subject(target),

@@ -612,3 +612,57 @@ async fn a_node_whose_subscriptions_end_leaves_instead_of_beating_deaf() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+// Found by the storm test: a remote join naming a socket id that is not connected
+// (or rooms no socket matches) used to create room entries nothing removes.
+#[tokio::test]
+async fn remote_joins_of_sockets_that_do_not_exist_leave_nothing_behind() {
+    let nats = NatsServer::start();
+    let node = node(&nats.url()).await;
+    node.io.ns("/", join_own_id).await.unwrap();
+    let _a = client(&node.io, "/").await;
+    let c = connect(&nats.url()).await;
+    let mut ghost = BroadcastOptions::default();
+    ghost.sid = Some(socketioxide_core::Sid::new());
+    let mut nobody = everyone();
+    nobody.rooms = vec!["no-such-room".into()].into();
+    for opts in [&ghost, &nobody] {
+        let rooms = vec!["leak".into(); 1];
+        publish_as(
+            &c,
+            Uid::new(),
+            RequestOutBody::AddSockets {
+                opts,
+                rooms: &rooms,
+            },
+            None,
+        )
+        .await;
+    }
+    // Applied in order: this one is handled after both joins.
+    let mut all = everyone();
+    all.rooms = Default::default();
+    let rooms = vec!["real".into()];
+    publish_as(
+        &c,
+        Uid::new(),
+        RequestOutBody::AddSockets {
+            opts: &all,
+            rooms: &rooms,
+        },
+        None,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut rooms = node.io.rooms().await.unwrap();
+        rooms.sort();
+        if rooms.len() >= 2 {
+            assert!(!rooms.iter().any(|r| r == "leak"), "{rooms:?}");
+            assert!(rooms.iter().any(|r| r == "real"), "{rooms:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rooms:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
