@@ -302,7 +302,8 @@ impl Operators {
             packet: &packet,
             ack_timeout: Some(ack_timeout),
         };
-        let wait = self.config().request_timeout + ack_timeout;
+        // Saturating: a caller may ask for `Duration::MAX`.
+        let wait = self.config().request_timeout.saturating_add(ack_timeout);
         let collected = request::request(self.target(), Some((body, Expect::Acks)), wait).await?;
         let parser = self.config().parser;
         Ok(collected

@@ -242,6 +242,37 @@ async fn acks_from_every_server_with_a_silent_client() {
 }
 
 #[tokio::test]
+async fn an_ack_timeout_of_duration_max_saturates_instead_of_panicking() {
+    let nats = NatsServer::start();
+    let s = cluster(&nats.url()).await;
+    let mut a = client(&s[0].io, "/chat", &[]).await;
+    let em = emitter(&nats.url()).await;
+    let ask = tokio::spawn({
+        let em = em.clone();
+        async move {
+            em.of("/chat")
+                .timeout(Duration::MAX)
+                .emit_with_ack::<_, String>("q", &"?")
+                .await
+        }
+    });
+    let p = recv(&mut a.rx).await;
+    let id = p["42/chat,".len()..].split('[').next().unwrap().to_owned();
+    let packet = EioPacket::parse(
+        engineioxide::ProtocolVersion::V4,
+        format!(r#"43/chat,{id}["A"]"#),
+    )
+    .unwrap();
+    a.tx.send(packet).await.unwrap();
+    let acks = tokio::time::timeout(Duration::from_secs(3), ask)
+        .await
+        .expect("the request ends once the only client answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+}
+
+#[tokio::test]
 async fn fetch_rooms_join_leave_disconnect_and_count() {
     let nats = NatsServer::start();
     let s = cluster(&nats.url()).await;
