@@ -9,7 +9,9 @@
 //!
 //! * [`subjects`]: the subject layout and the encoding of namespace names into
 //!   single, wildcard-free tokens;
-//! * [`message`]: requests and responses, and their encoding.
+//! * [`message`]: requests and responses, and their encoding;
+//! * [`completion`]: when a request is complete (which node still owes what);
+//! * `publish` (feature `nats`): publishing over async-nats within a time bound.
 //!
 //! Binary payloads are written as MessagePack `bin`, so a binary event costs its
 //! own size plus a few bytes of framing; decoding slices the received buffer

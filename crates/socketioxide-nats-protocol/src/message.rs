@@ -56,7 +56,8 @@ pub enum RequestKind {
     Discover = 23,
     /// A server-side event for the other nodes' handlers (optionally acknowledged).
     ServerEvent = 30,
-    /// The seeds' `customRequest`: every node answers through its custom hook.
+    /// The `customRequest` of the Node.js `socket.io-nats` and `socket.io-redis`
+    /// adapters: every node answers through its custom hook.
     CustomRequest = 31,
 }
 

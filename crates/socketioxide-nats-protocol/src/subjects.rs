@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 
 use crate::ProtocolError;
 
-/// The default subject prefix, the seeds' `key` option.
+/// The default subject prefix, the `key` option of the Node.js `socket.io-nats`
+/// and `socket.io-redis` adapters.
 pub const DEFAULT_PREFIX: &str = "socket.io";
 
 /// The longest prefix accepted, in bytes. Together with [`MAX_TOKEN_LEN`] it keeps

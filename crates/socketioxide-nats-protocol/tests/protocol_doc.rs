@@ -98,6 +98,7 @@ fn check(examples: &mut HashMap<String, Vec<u8>>, name: &str, encoded: Bytes) {
 
 const A: &str = "NodeA00000000000";
 const B: &str = "NodeB00000000000";
+const C: &str = "NodeC00000000000";
 const REQ: &str = "Req0000000000001";
 const SOCK: &str = "Sock000000000001";
 
@@ -249,6 +250,41 @@ fn the_examples_of_protocol_md_match_the_code() {
         }
     );
     seen += 3;
+
+    // socketioxide's AckError::Timeout, as rmp-serde writes it: the str "Timeout"
+    let timed_out = [0xa7, b'T', b'i', b'm', b'e', b'o', b'u', b't'];
+    check(
+        &mut ex,
+        "ack-error",
+        ResponseOut {
+            origin: uid(B),
+            body: ResponseOutBody::Ack {
+                sid: sid(SOCK),
+                result: Err(&timed_out),
+            },
+        }
+        .encode(),
+    );
+    seen += 1;
+
+    // node A's discovery: a Hello with a request id (and a reply subject), and
+    // node B's answer, the nodes it knows
+    let req = RequestOut {
+        origin: uid(A),
+        id: Some(sid(REQ)),
+        body: RequestOutBody::Hello,
+    };
+    check(&mut ex, "hello", req.encode());
+    check(
+        &mut ex,
+        "nodes",
+        ResponseOut {
+            origin: uid(B),
+            body: ResponseOutBody::Nodes(&[uid(C)]),
+        }
+        .encode(),
+    );
+    seen += 2;
 
     // a server-side event "reload" with data {"key":"a"} (MessagePack map)
     let data = [0x81, 0xa3, b'k', b'e', b'y', 0xa1, b'a'];

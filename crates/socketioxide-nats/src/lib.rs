@@ -147,10 +147,13 @@
 //!
 //! ## Configuration
 //!
-//! [`NatsAdapterConfig`] holds the prefix (the seeds' `key`, default `socket.io`),
-//! the request timeout (the seeds' `requestsTimeout`, default 5 s), the heartbeat
-//! interval and timeout (5 s and 10 s), the bound on a publish while NATS is
-//! unreachable (2 s) and the response buffer of a request.
+//! [`NatsAdapterConfig`] holds the prefix (the `key` of the Node.js `socket.io-nats`
+//! and `socket.io-redis` adapters, default `socket.io`), the request timeout (their
+//! `requestsTimeout`, default 5 s), the heartbeat interval and timeout (5 s and
+//! 10 s), the bound on a publish while NATS is unreachable (2 s), the response
+//! buffer of a request, the liveness probe timeout (500 ms), and the bounds on
+//! what other nodes' messages may start (remote ack timeouts ≤ 5 min, 1 024
+//! handlers and ack forwarders at once).
 //!
 //! ```no_run
 //! # use std::time::Duration;
@@ -169,7 +172,7 @@
 //!
 //! ## The operations, across the cluster
 //!
-//! | socket.io (seeds)            | socketioxide                                       |
+//! | socket.io (Node.js adapters) | socketioxide                                       |
 //! |------------------------------|----------------------------------------------------|
 //! | broadcast to all / rooms / except / local / volatile | `io.emit`, `io.to(..)`, `.except(..)`, `.local()`, `.volatile()` |
 //! | broadcast with acks          | `io.emit_with_ack(..)`: acks of every node's clients |
@@ -184,11 +187,24 @@
 //! * NATS core delivers at most once: a message published while a connection is
 //!   down is lost. Operations issued by one node are applied on every other node in
 //!   the order they were issued.
-//! * Requests (rooms, fetch sockets, broadcast with acks) complete as soon as every
-//!   live node has answered; they never wait for the request timeout while the
-//!   cluster is healthy. An `emit_with_ack` to a room with no member ends at once.
-//! * Nodes are tracked with heartbeats: a node that closes is forgotten at once, a
-//!   node that stops answering is no longer waited for after the heartbeat timeout.
+//! * Requests (rooms, fetch sockets, broadcast with acks) are always published and
+//!   complete as soon as every live node has answered; they never wait for the
+//!   request timeout while the cluster is healthy. An `emit_with_ack` to a room with
+//!   no member ends at once.
+//! * In the first moments after `io.ns(..)` (and after a reconnect) a request waits
+//!   for the node to know the others (discovery: about one round trip, at most
+//!   1 s), so it reaches and waits for every node already in the cluster.
+//! * A node counts only once it has proven itself by answering a message only a
+//!   receiver could answer; forged hellos or heartbeats never count. A node that
+//!   closes is forgotten at once; a node that crashed is probed by the first request
+//!   waiting for it and found gone in milliseconds (or within
+//!   [`probe_timeout`](NatsAdapterConfig::probe_timeout) when something else, such
+//!   as a monitor on `{prefix}.>`, listens on its subject), otherwise after the
+//!   heartbeat timeout.
+//! * A request still missing live nodes at its timeout fails with
+//!   [`Error::Incomplete`], naming them: a partial answer never looks complete.
+//!   [`NatsHandle::stats`] counts such requests, and everything the adapter
+//!   dropped or refused.
 //! * An operation on one remote socket (`remote.join`, `remote.rooms`,
 //!   `remote.disconnect`, `remote.emit_with_ack`) returns once that node applied it,
 //!   and fails at once with [`Error::NodeGone`] if the node is gone.
@@ -209,7 +225,7 @@
 //! | subject                               | published by                      | subscribed by |
 //! |---------------------------------------|-----------------------------------|---------------|
 //! | `{prefix}.{ns}.b.{origin}`            | a node or emitter, for every node: broadcasts, joins, requests, heartbeats | every node (`{prefix}.{ns}.b.*`) |
-//! | `{prefix}.{ns}.n.{target}.{origin}`   | a node, for one node: remote socket operations, heartbeat replies | node `target` (`{prefix}.{ns}.n.{uid}.*`) |
+//! | `{prefix}.{ns}.n.{target}.{origin}`   | a node or emitter, for one node: remote socket operations, liveness probes | node `target` (`{prefix}.{ns}.n.{uid}.*`) |
 //! | `{prefix}.{ns}.r.{requester}.{req_id}`| a node answering a request (the request's reply subject) | the requester (`{prefix}.{ns}.r.{uid}.*`) |
 //!
 //! A node skips its own messages (the broker's echo, unless the connection has
@@ -252,9 +268,15 @@
 //!   8 s with [`ConnectionMonitor::recommended_options`] (about 3 minutes with
 //!   async-nats's defaults); emits meanwhile return within the publish timeout;
 //! * a request waiting for answers when this node's connection drops fails with
-//!   [`Error::ConnectionLost`] instead of returning what it had; an ack stream
-//!   ends with the acks received so far. The drop is noticed by the heartbeat
-//!   task, within a tenth of the heartbeat timeout.
+//!   [`Error::ConnectionLost`] instead of returning what it had, even when the
+//!   client reconnects within milliseconds (a cluster failover): the adapter reads
+//!   the client's connect counter, not only its state; an ack stream ends with the
+//!   acks received so far;
+//! * any well-formed message a publisher on the prefix can send is applied or
+//!   refused cleanly (see the trust model in the README): a node cannot be made to
+//!   crash, stop receiving, count a node that does not exist, or forget one that
+//!   does. If its receive loop or liveness task ever stopped, the node would say
+//!   goodbye and leave rather than stay in the cluster deaf.
 //!
 //! ## Tracing
 //!

@@ -1,5 +1,5 @@
 //! Cluster-wide socket management: join, leave and disconnect of matching sockets
-//! (the seeds' remoteJoin / remoteLeave / remoteDisconnect), rooms and fetch
+//! (remoteJoin / remoteLeave / remoteDisconnect of the Node.js adapters), rooms and fetch
 //! sockets across nodes (allRooms, clients, clientRooms), and every operation of a
 //! remote socket.
 
