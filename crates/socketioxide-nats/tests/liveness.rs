@@ -96,14 +96,14 @@ async fn a_stuck_node_makes_a_request_fail_as_incomplete_naming_it() {
     ];
     start_ns!(nodes, "/", join_own_id);
     let stuck = Impostor::start(&nats.url(), "/", Mode::Stuck).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while nodes[0].handle.server_count("/") != Some(3) {
-        assert!(
-            Instant::now() < deadline,
-            "the stuck node was never counted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_count(
+        &nodes[0],
+        "/",
+        3,
+        Duration::from_secs(3),
+        "the stuck node was never counted",
+    )
+    .await;
     let _a = client(&nodes[1].io, "/").await;
     let t = Instant::now();
     let err = nodes[0].io.fetch_sockets().await.unwrap_err();
@@ -125,11 +125,14 @@ async fn a_dead_node_whose_heartbeats_are_forged_is_found_by_a_probe() {
     let nodes = slow_nodes::<2>(&nats.url()).await;
     start_ns!(nodes, "/", join_own_id);
     let zombie = Impostor::start(&nats.url(), "/", Mode::Stuck).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while nodes[0].handle.server_count("/") != Some(3) {
-        assert!(Instant::now() < deadline, "the zombie was never counted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_count(
+        &nodes[0],
+        "/",
+        3,
+        Duration::from_secs(3),
+        "the zombie was never counted",
+    )
+    .await;
     let _a = client(&nodes[1].io, "/").await;
     // Dead, but its heartbeats keep coming: only a probe can tell.
     zombie.stop_answering_probes();

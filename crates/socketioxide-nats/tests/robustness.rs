@@ -479,14 +479,14 @@ async fn a_request_spanning_a_fast_failover_fails_with_connection_lost() {
     start_ns!(nodes, "/", join_own_id);
     // A node that answers probes but not requests keeps the request waiting.
     let stuck = Impostor::start(&urls[1], "/", Mode::Stuck).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while nodes[0].handle.server_count("/") != Some(3) {
-        assert!(
-            Instant::now() < deadline,
-            "the stuck node was never counted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_count(
+        &nodes[0],
+        "/",
+        3,
+        Duration::from_secs(3),
+        "the stuck node was never counted",
+    )
+    .await;
     let connects = || {
         nodes[0]
             .client
@@ -559,11 +559,14 @@ async fn a_duplicate_ack_count_from_a_finished_node_is_ignored() {
     start_ns!(nodes, "/", join_own_id);
     let mut b = client(&nodes[1].io, "/").await;
     let liar = Impostor::start(&nats.url(), "/", Mode::DuplicateAcks).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while nodes[0].handle.server_count("/") != Some(3) {
-        assert!(Instant::now() < deadline, "the impostor was never counted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_count(
+        &nodes[0],
+        "/",
+        3,
+        Duration::from_secs(3),
+        "the impostor was never counted",
+    )
+    .await;
     let t = Instant::now();
     let acks = nodes[0]
         .io

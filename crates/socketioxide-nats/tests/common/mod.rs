@@ -113,6 +113,20 @@ pub async fn wait_cluster(nodes: &[&Node], ns: &str) {
     }
 }
 
+/// Wait until `node` counts `count` servers in namespace `ns` (itself included),
+/// at most `within`; `what` says what the count means if it never comes.
+pub async fn wait_count(node: &Node, ns: &str, count: usize, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while node.handle.server_count(ns) != Some(count) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {:?} servers instead of {count}",
+            node.handle.server_count(ns)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Start `ns` with the same handler on every node and wait for discovery.
 #[macro_export]
 macro_rules! start_ns {
