@@ -523,7 +523,16 @@ async fn a_request_spanning_a_fast_failover_fails_with_connection_lost() {
 async fn closing_on_a_stalled_connection_returns_within_the_publish_timeout() {
     init_tracing();
     let nats = NatsServer::start();
-    let node = node(&nats.url()).await;
+    // async-nats's default ping interval (2 min): the client still believes it is
+    // connected while the server is frozen, as it would for minutes in production.
+    // A small command queue fills in a moment once the socket's buffer is full.
+    let client = async_nats::ConnectOptions::new()
+        .no_echo()
+        .client_capacity(16)
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let node = node_with(client, test_config()).await;
     node.io.ns("/", join_own_id).await.unwrap();
     nats.pause();
     // Fill the client's queue: emits start failing once it is full.
