@@ -402,13 +402,16 @@ impl Liveness {
         self.spawn_probe(uid, why, None);
     }
 
+    /// Probe `uid`. If it proves itself, it counts from `since`, or from now: a
+    /// probe follows a message of it just received, so it got what this node
+    /// publishes from now on, even if the answer comes later.
     fn spawn_probe(self: &Arc<Self>, uid: Uid, why: Suspicion, since: Option<Instant>) {
         {
             let mut t = self.lock();
             if t.probing.len() >= MAX_PROBES || t.probing.contains_key(&*uid) {
                 return;
             }
-            t.probing.insert(*uid, since);
+            t.probing.insert(*uid, Some(since.unwrap_or_else(Instant::now)));
         }
         let this = self.clone();
         tokio::spawn(async move {
