@@ -411,7 +411,8 @@ impl Liveness {
             if t.probing.len() >= MAX_PROBES || t.probing.contains_key(&*uid) {
                 return;
             }
-            t.probing.insert(*uid, Some(since.unwrap_or_else(Instant::now)));
+            t.probing
+                .insert(*uid, Some(since.unwrap_or_else(Instant::now)));
         }
         let this = self.clone();
         tokio::spawn(async move {
