@@ -157,12 +157,10 @@ impl<E: SocketEmitter> NatsAdapter<E> {
 
     /// A request, on the broadcast subject or this node's own (`to_me`).
     fn on_request(self: &Arc<Self>, msg: Message, to_me: bool) {
-        let Some(sender) = msg.subject.rsplit('.').next() else {
-            return;
-        };
         // The last token of a request subject is its sender: skip our own echo
         // without decoding it. The echo comes unless the user built the connection
         // with no_echo, which is theirs to choose: several nodes may share one.
+        let sender = sender_of(&msg.subject);
         let me = self.uid();
         if sender == me.as_str() {
             self.saw_own_echo();
@@ -472,6 +470,35 @@ impl<E: SocketEmitter> NatsAdapter<E> {
     }
 }
 
+/// The last token of a request subject, its sender: a 16-character id after the
+/// last dot. Taken by length, not by splitting, as it runs for every message; a
+/// subject that does not end that way gives a string no id can equal.
+fn sender_of(subject: &str) -> &str {
+    const ID: usize = 16;
+    match subject.len().checked_sub(ID + 1) {
+        Some(dot) if subject.as_bytes()[dot] == b'.' => subject.get(dot + 1..).unwrap_or(""),
+        _ => "",
+    }
+}
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sender_of;
+
+    #[test]
+    fn the_sender_is_the_last_token_of_sixteen_characters() {
+        assert_eq!(sender_of("p._2F.b.AAAAAAAAAAAAAAAA"), "AAAAAAAAAAAAAAAA");
+        assert_eq!(
+            sender_of("p._2F.n.BBBBBBBBBBBBBBBB.AAAAAAAAAAAAAAAA"),
+            "AAAAAAAAAAAAAAAA"
+        );
+        assert_eq!(sender_of("p._2F.b.xAAAAAAAAAAAAAAAA"), "");
+        assert_eq!(sender_of("p.b.short"), "");
+        assert_eq!(sender_of("AAAAAAAAAAAAAAAA"), "");
+        assert_eq!(sender_of(""), "");
+    }
 }
