@@ -96,10 +96,11 @@ pub(crate) struct Connection {
 #[derive(Debug, Args)]
 pub(crate) struct Selection {
     /// Only the sockets in this room or with this id (repeat for several).
-    #[arg(long = "to", value_name = "ROOM_OR_ID")]
+    // Socket ids are url-safe base64 and may start with '-'.
+    #[arg(long = "to", value_name = "ROOM_OR_ID", allow_hyphen_values = true)]
     pub(crate) to: Vec<String>,
     /// Not the sockets in this room or with this id (repeat for several).
-    #[arg(long = "except", value_name = "ROOM_OR_ID")]
+    #[arg(long = "except", value_name = "ROOM_OR_ID", allow_hyphen_values = true)]
     pub(crate) except: Vec<String>,
 }
 
@@ -177,4 +178,32 @@ pub(crate) enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn socket_ids_starting_with_a_hyphen_are_values() {
+        let cli = Cli::try_parse_from([
+            "sionats",
+            "join",
+            "vip",
+            "--to",
+            "-eAAAAAAAAAAAAAA",
+            "--except",
+            "-xBBBBBBBBBBBBBB",
+        ])
+        .expect("ids starting with '-' parse as values");
+        match cli.command {
+            Command::Join { select, .. } => {
+                assert_eq!(select.to, ["-eAAAAAAAAAAAAAA"]);
+                assert_eq!(select.except, ["-xBBBBBBBBBBBBBB"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
