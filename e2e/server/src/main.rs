@@ -329,6 +329,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_heartbeat_timeout(Duration::from_millis(2000));
     let ctr = NatsAdapterCtr::new_with_nats_config(client, config);
     let handle = ctr.handle();
+    let handle_for_events = handle.clone();
     let builder = SocketIo::builder().with_config(SocketIoConfig::default());
     let builder = match env("PARSER", "default").as_str() {
         "msgpack" => builder.with_parser(ParserConfig::msgpack()),
@@ -342,6 +343,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_layer();
     io.ns("/", on_connect.with(set_up)).await?;
     io.ns("/custom", on_connect.with(set_up)).await?;
+    relay_server_events(&io, &handle_for_events);
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
         .layer(layer);
@@ -349,11 +351,64 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("e2e-node listening on 127.0.0.1:{port}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             // Disconnects every socket and closes the namespaces, so the other
             // nodes are told this one leaves instead of timing it out.
             io.close().await;
         })
         .await?;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a process manager or `kill` sends).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// For the emitters' tests: the server-side event `relay` is delivered to this
+/// node's sockets of its namespace as `relayed` with `{ "data": .., "from": .. }`
+/// (and acknowledged with this node's id when the sender waits), and the custom
+/// hook answers with this node's id and the request's data.
+fn relay_server_events<A: Adapter>(io: &SocketIo<A>, handle: &NatsHandle) {
+    for ns in ["/", "/custom"] {
+        let io = io.clone();
+        let me = handle.clone();
+        handle.on_server_event(ns, "relay", move |ev| {
+            let (io, me) = (io.clone(), me.clone());
+            async move {
+                let data: Value = ev.data().unwrap_or(Value::Null);
+                let from = ev.origin().to_string();
+                if let Some(nsp) = io.of(ns) {
+                    let _ = nsp
+                        .local()
+                        .emit("relayed", &json!({ "data": data, "from": from }))
+                        .await;
+                }
+                let node = me.server_id(ns).map(|u| u.to_string());
+                let _ = ev.ack(&json!({ "node": node })).await;
+            }
+        });
+        let me = handle.clone();
+        handle.set_custom_hook(ns, move |req| {
+            let me = me.clone();
+            async move {
+                let data: Value = req.data().unwrap_or(Value::Null);
+                let node = me.server_id(ns).map(|u| u.to_string());
+                Ok(json!({ "node": node, "data": data }))
+            }
+        });
+    }
 }
