@@ -105,6 +105,17 @@ describe("the chat demo in a real browser", () => {
     assert.deepEqual(nodes.map((n) => n.replace(/\s.*$/, "")).sort(), ["node-1", "node-2", "node-3"]);
     await page2.locator("#rooms tbody tr", { hasText: "lobby" }).filter({ hasText: "node-1: 1" }).filter({ hasText: "node-2: 1" }).waitFor();
 
+    // the panel's counters, and the same in Prometheus text at /metrics: node-1
+    // sent its chat message and node-2's came in (the room broadcasts cross nodes)
+    await page1.locator("#m-sent").filter({ hasText: /^[1-9]/ }).waitFor();
+    await page1.locator("#m-received").filter({ hasText: /^[1-9]/ }).waitFor();
+    const text = await (await fetch(`${demo.urls[0]}/metrics`)).text();
+    const metric = (name) => Number(text.match(new RegExp(`^${name}\\{ns="/"\\} (\\S+)$`, "m"))?.[1]);
+    assert.ok(metric("socketioxide_nats_broadcasts_sent_total") >= 1, text);
+    assert.ok(metric("socketioxide_nats_broadcasts_received_total") >= 1, text);
+    assert.equal(metric("socketioxide_nats_servers"), 3, text);
+    assert.match(text, /socketioxide_nats_requests_total\{ns="\/",kind="fetch_sockets",outcome="complete"\} [1-9]/);
+
     await page1.screenshot({ path: join(artifacts, "node-1.png"), fullPage: true });
     await page2.screenshot({ path: join(artifacts, "node-2.png"), fullPage: true });
   });

@@ -2,7 +2,8 @@
 # The one command that runs every test on a fresh machine: it installs what is
 # missing (a pinned nats-server, the JavaScript clients, Chromium for the browser
 # test), then runs
-#   1. the Rust suites: unit, integration over real nats-server processes, doc tests;
+#   1. the Rust suites (every feature on): unit, integration over real nats-server
+#      processes, doc tests;
 #   2. the acceptance suite: the official socket.io-client against separate server
 #      processes, both parsers, both transports, and the demo in headless Chromium
 #      (e2e/*.test.mjs; screenshots in artifacts/browser/).
@@ -10,6 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked
 cargo build --locked -p e2e-node -p chat-cluster
 node --test --test-reporter=spec e2e/*.test.mjs

@@ -47,6 +47,7 @@ use crate::{
     requests::Pending,
     send::Link,
     sharing::ConnectionShare,
+    stats::Outcome,
     tasks::AbortOnDrop,
     view::NamespaceView,
 };
@@ -186,9 +187,24 @@ impl<E> Drop for NatsAdapter<E> {
     }
 }
 
+/// The `kind` label of a request's metrics.
+fn kind_of(body: &RequestOutBody<'_>) -> &'static str {
+    match body {
+        RequestOutBody::FetchSockets { .. } => "fetch_sockets",
+        RequestOutBody::AllRooms { .. } => "rooms",
+        RequestOutBody::BroadcastWithAck { .. } => "broadcast_with_ack",
+        RequestOutBody::ServerEvent { .. } => "server_event",
+        RequestOutBody::CustomRequest { .. } => "custom_request",
+        _ => "remote_socket",
+    }
+}
+
 /// A request on its way: what its answers are waited with.
 struct Sent {
     pending: Pending,
+    /// What it asks, for the request metrics, and since when.
+    kind: &'static str,
+    started: Instant,
     target: Option<Uid>,
     published: Instant,
     epoch: Option<u64>,
@@ -266,9 +282,25 @@ impl<E> NatsAdapter<E> {
         body: RequestOutBody<'_>,
         target: Option<Uid>,
     ) -> Result<Sent, Error> {
-        let pending = self.link.send_request(body, target, false).await?;
+        let kind = kind_of(&body);
+        let started = Instant::now();
+        let pending = match self.link.send_request(body, target, false).await {
+            Ok(pending) => pending,
+            Err(err) => {
+                let outcome = match err {
+                    Error::Closed => Outcome::Closed,
+                    _ => Outcome::Unreachable,
+                };
+                self.link
+                    .stats
+                    .request_ended(kind, outcome, started.elapsed());
+                return Err(err);
+            }
+        };
         Ok(Sent {
             pending,
+            kind,
+            started,
             target,
             // Read right after the publish: see `Liveness::expected_since`.
             published: Instant::now(),
@@ -292,6 +324,7 @@ impl<E> NatsAdapter<E> {
             sent.epoch,
             timeout,
         )
+        .kind(sent.kind, sent.started)
     }
 
     /// A request expecting one answer of `kind` per node, within the request timeout.
@@ -446,6 +479,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             state.client.clone(),
             state.config.clone(),
             uid,
+            local.path(),
             subjects,
         ));
         Self {
@@ -554,6 +588,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             (remote.await, local)
         };
         published.map_err(|e| BroadcastError::Adapter(AdapterError::from(e)))?;
+        self.link.stats.broadcasts_sent.inc();
         match local {
             Some(Err(errs)) => Err(BroadcastError::from(errs)),
             _ => Ok(()),

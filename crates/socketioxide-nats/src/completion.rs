@@ -37,6 +37,7 @@ use crate::{
     Error,
     liveness::{Liveness, Suspicion},
     requests::{Event, Pending, is_no_responders},
+    stats::Outcome,
 };
 
 /// How long a request waits for a node's first answer before probing it.
@@ -63,6 +64,9 @@ pub(crate) struct Waiter {
     /// The connection the request was published on.
     epoch: Option<u64>,
     ended: bool,
+    /// For the request metrics: what it asks, and since when.
+    kind: &'static str,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Waiter {
@@ -98,7 +102,16 @@ impl Waiter {
             check: Box::pin(tokio::time::sleep_until(now + PROBE_AFTER)),
             epoch,
             ended: false,
+            kind: "request",
+            started: now,
         }
+    }
+
+    /// Label the request's metrics with `kind`, counting its duration from `started`.
+    pub(crate) fn kind(mut self, kind: &'static str, started: Instant) -> Self {
+        self.kind = kind;
+        self.started = started;
+        self
     }
 
     /// Whether `node` has sent nothing yet.
@@ -157,19 +170,35 @@ impl Waiter {
 
     fn end(&mut self, res: Result<(), Error>) -> Poll<Step> {
         self.ended = true;
+        let outcome = match &res {
+            Ok(()) => Outcome::Complete,
+            Err(Error::ConnectionLost) => Outcome::ConnectionLost,
+            Err(Error::Incomplete { .. }) => Outcome::Incomplete,
+            Err(Error::NodeGone { .. }) => Outcome::NodeGone,
+            Err(Error::Timeout { .. }) => Outcome::Timeout,
+            Err(_) => Outcome::Closed,
+        };
+        self.liveness
+            .stats()
+            .request_ended(self.kind, outcome, self.started.elapsed());
         match &res {
             Ok(()) => {}
             Err(Error::ConnectionLost) => {
-                self.liveness.stats().connection_lost.inc();
                 tracing::warn!(req_id = %self.pending.id, owing = ?self.tracker.owing(), "NATS connection lost during a request: answers may be lost");
             }
             Err(Error::Incomplete { missing, timeout }) => {
-                self.liveness.stats().incomplete.inc();
                 tracing::warn!(req_id = %self.pending.id, ?missing, ?timeout, "request timed out waiting for live nodes");
             }
             Err(error) => tracing::debug!(req_id = %self.pending.id, %error, "request failed"),
         }
         Poll::Ready(Step::End(res))
+    }
+
+    fn finish(&mut self, res: Result<(), Error>) -> Step {
+        match self.end(res) {
+            Poll::Ready(step) => step,
+            Poll::Pending => Step::End(Err(Error::Closed)),
+        }
     }
 
     fn failure_at_deadline(&self) -> Error {
@@ -192,8 +221,7 @@ impl Waiter {
         let msg = match event {
             Event::NodeLeft(uid) => {
                 if self.target == Some(uid) {
-                    self.ended = true;
-                    return Some(Step::End(Err(Error::NodeGone { node: uid })));
+                    return Some(self.finish(Err(Error::NodeGone { node: uid })));
                 }
                 if self.tracker.gone(uid) {
                     tracing::debug!(req_id = %self.pending.id, node = %uid, "stop waiting for a node that left");
@@ -204,10 +232,7 @@ impl Waiter {
         };
         if is_no_responders(&msg) {
             return match self.target {
-                Some(node) => {
-                    self.ended = true;
-                    Some(Step::End(Err(Error::NodeGone { node })))
-                }
+                Some(node) => Some(self.finish(Err(Error::NodeGone { node }))),
                 // Nobody at all listens on the broadcast subject: no node is left.
                 None => {
                     for node in self.tracker.owing() {

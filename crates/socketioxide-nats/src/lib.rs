@@ -55,10 +55,51 @@
 //!
 //!     let app = axum::Router::new().layer(layer);
 //!     let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
-//!     axum::serve(listener, app).await?;
+//!     axum::serve(listener, app)
+//!         .with_graceful_shutdown(async move {
+//!             tokio::signal::ctrl_c().await.ok(); // and SIGTERM: see "Clean shutdown"
+//!             io.close().await; // the other nodes forget this one at once
+//!         })
+//!         .await?;
 //!     Ok(())
 //! }
 //! ```
+//!
+//! ## Clean shutdown
+//!
+//! Close the socket.io server when the process is asked to stop: `io.close()`
+//! disconnects the sockets and closes every namespace, whose adapter drops its
+//! subscriptions and says goodbye, so the other nodes forget this one at once
+//! (a rolling restart never makes them wait for its heartbeat timeout). Process
+//! managers (systemd, Kubernetes, `docker stop`) send SIGTERM, not Ctrl-C:
+//!
+//! ```no_run
+//! # use socketioxide::SocketIo;
+//! # use socketioxide_nats::NatsAdapter;
+//! # async fn doc(io: SocketIo<NatsAdapter<socketioxide::adapter::Emitter>>, app: axum::Router, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+//! async fn shutdown_signal() {
+//!     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+//!         .expect("SIGTERM handler");
+//!     tokio::select! {
+//!         _ = tokio::signal::ctrl_c() => {}
+//!         _ = term.recv() => {}
+//!     }
+//! }
+//!
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async move {
+//!         shutdown_signal().await;
+//!         io.close().await;
+//!     })
+//!     .await
+//! # }
+//! ```
+//!
+//! Closing is bounded in time (each publish by
+//! [`publish_timeout`](NatsAdapterConfig::publish_timeout)), even with NATS
+//! unreachable. A process that is killed (SIGKILL, a crash) cannot say goodbye:
+//! the others find it gone with their next request (a probe), or after the
+//! heartbeat timeout.
 //!
 //! ## The NATS client is yours
 //!
@@ -277,6 +318,33 @@
 //!   crash, stop receiving, count a node that does not exist, or forget one that
 //!   does. If its receive loop or liveness task ever stopped, the node would say
 //!   goodbye and leave rather than stay in the cluster deaf.
+//!
+//! ## Metrics
+//!
+//! With the `metrics` feature the adapter reports through the
+//! [`metrics`](https://docs.rs/metrics) facade, so any exporter works
+//! (Prometheus, OpenTelemetry, statsd). Install the recorder before the
+//! namespaces start (`io.ns(..)`): each adapter registers its metrics then.
+//! [`NatsHandle::stats`] gives most of the same counters without the feature.
+//!
+//! | metric | type | labels |
+//! |--------|------|--------|
+//! | `socketioxide_nats_broadcasts_sent_total` | counter | `ns` |
+//! | `socketioxide_nats_broadcasts_received_total` | counter | `ns` |
+//! | `socketioxide_nats_requests_total` | counter | `ns`, `kind` (`fetch_sockets`, `rooms`, `broadcast_with_ack`, `remote_socket`, `server_event`, `custom_request`), `outcome` (`complete`, `incomplete`, `node_gone`, `timeout`, `connection_lost`, `unreachable`, `closed`) |
+//! | `socketioxide_nats_request_duration_seconds` | histogram | `ns`, `kind` |
+//! | `socketioxide_nats_servers` | gauge | `ns`: servers serving it, this one included |
+//! | `socketioxide_nats_messages_dropped_total` | counter | `ns`, `reason` (`malformed`, `wrong_parser`, `forged`, `overloaded`, `ignored_response`, `rate_limited`, `panic`) |
+//! | `socketioxide_nats_probes_total`, `socketioxide_nats_probes_failed_total` | counter | `ns` |
+//! | `socketioxide_nats_reconnects_total` | counter | `ns` |
+//! | `socketioxide_nats_connection_events_total` | counter | `event` (`connected`, `disconnected`, `slow_consumer`, `lame_duck`, `server_error`, `client_error`, `draining`, `closed`), from a [`ConnectionMonitor`] |
+//!
+//! The demo's `chat-node` (examples/chat-cluster) serves them at `/metrics` with
+//! `metrics-exporter-prometheus`: `PrometheusBuilder::new().install_recorder()`
+//! before `io.ns(..)`, and a route returning `handle.render()`.
+//!
+//! Slow consumers are reported by async-nats only to the connection's event
+//! callback: attach a [`ConnectionMonitor`] to count them.
 //!
 //! ## Tracing
 //!

@@ -293,6 +293,7 @@ impl Liveness {
         };
         if joined {
             tracing::info!(ns = %self.link.subjects().base(), node = %uid, "node joined");
+            self.count_servers();
         }
     }
 
@@ -301,7 +302,13 @@ impl Liveness {
         if self.lock().nodes.remove(&*uid).is_some() {
             tracing::info!(ns = %self.link.subjects().base(), node = %uid, why, "node left");
             self.link.requests.node_left(uid);
+            self.count_servers();
         }
+    }
+
+    fn count_servers(&self) {
+        let others = self.lock().nodes.len();
+        self.link.stats.set_servers(others + 1);
     }
 
     /// Forget every node (the adapter closed).
@@ -685,6 +692,7 @@ async fn run(liveness: Weak<Liveness>, hello: Option<Hello>) {
                     match now {
                         Some(_) => {
                             tracing::info!(%ns, "NATS connection restored");
+                            l.link.stats.reconnects.inc();
                             l.refresh_all();
                             // The others may have forgotten this node, and it may have
                             // missed their hellos and goodbyes meanwhile.

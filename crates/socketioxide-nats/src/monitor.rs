@@ -162,6 +162,9 @@ impl ConnectionMonitor {
 
 impl Inner {
     fn record(&self, event: Event) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!("socketioxide_nats_connection_events_total", "event" => event_name(&event))
+            .increment(1);
         match &event {
             Event::Connected => {
                 self.connects.fetch_add(1, Ordering::Relaxed);
@@ -231,6 +234,21 @@ impl Inner {
 
     fn set_last_error(&self, text: String) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+    }
+}
+
+/// The `event` label of `socketioxide_nats_connection_events_total`.
+#[cfg(feature = "metrics")]
+fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Connected => "connected",
+        Event::Disconnected => "disconnected",
+        Event::LameDuckMode => "lame_duck",
+        Event::Draining => "draining",
+        Event::Closed => "closed",
+        Event::SlowConsumer(_) => "slow_consumer",
+        Event::ServerError(_) => "server_error",
+        Event::ClientError(_) => "client_error",
     }
 }
 

@@ -267,6 +267,7 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                 if !self.deliverable(&packet) {
                     return;
                 }
+                self.link.stats.broadcasts_received.inc();
                 if let Err(errors) = local.broadcast(packet, opts) {
                     tracing::debug!(
                         ?errors,

@@ -44,10 +44,12 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    /// The link of namespace `ns` (its path), whose subjects are `subjects`.
     pub(crate) fn new(
         client: Client,
         config: NatsAdapterConfig,
         uid: Uid,
+        ns: &str,
         subjects: NsSubjects,
     ) -> Self {
         let broadcast_subject = Subject::from(subjects.broadcast(uid.as_str()));
@@ -61,7 +63,7 @@ impl Link {
             broadcast_subject,
             reply_prefix,
             requests,
-            stats: Stats::default(),
+            stats: Stats::new(ns),
             work: Arc::new(Semaphore::new(max)),
             ack_forwarders: Arc::new(Semaphore::new(max)),
             config,

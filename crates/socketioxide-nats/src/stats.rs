@@ -1,16 +1,26 @@
-//! What the adapter dropped, refused or could not finish, counted per namespace.
+//! What the adapter did, dropped, refused or could not finish, counted per
+//! namespace; with the `metrics` feature, also exported through the
+//! [`metrics`](https://docs.rs/metrics) facade.
 //!
 //! Anyone who can publish on the prefix can send any well-formed message; the
 //! adapter refuses what it cannot apply and keeps going. These counters make the
-//! refusals visible (read them with [`NatsHandle::stats`](crate::NatsHandle::stats)),
-//! since a log line per dropped message would let a flood slow the node down.
+//! refusals visible (read them with [`NatsHandle::stats`](crate::NatsHandle::stats),
+//! or scrape the exported metrics), since a log line per dropped message would
+//! let a flood slow the node down.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 /// A snapshot of one namespace's counters, from [`NatsHandle::stats`](crate::NatsHandle::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AdapterStats {
+    /// Broadcasts this node published for the other nodes.
+    pub broadcasts_sent: u64,
+    /// Broadcasts from other nodes (or emitters) delivered to this node's sockets.
+    pub broadcasts_received: u64,
     /// Messages that could not be decoded (another protocol version, garbage).
     pub malformed: u64,
     /// Broadcast packets this node cannot deliver: their payload is in the form of
@@ -44,11 +54,15 @@ pub struct AdapterStats {
     pub incomplete: u64,
     /// Requests that failed because this node's NATS connection dropped meanwhile.
     pub connection_lost: u64,
+    /// Times this node's NATS connection came back after a drop.
+    pub reconnects: u64,
 }
 
 /// The live counters behind [`AdapterStats`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Stats {
+    pub(crate) broadcasts_sent: Counter,
+    pub(crate) broadcasts_received: Counter,
     pub(crate) malformed: Counter,
     pub(crate) wrong_parser: Counter,
     pub(crate) forged: Counter,
@@ -60,11 +74,121 @@ pub(crate) struct Stats {
     pub(crate) panics: Counter,
     pub(crate) incomplete: Counter,
     pub(crate) connection_lost: Counter,
+    pub(crate) reconnects: Counter,
+    /// The namespace, as the `ns` label of exported metrics.
+    #[cfg(feature = "metrics")]
+    ns: String,
+    #[cfg(feature = "metrics")]
+    servers: metrics::Gauge,
+}
+
+/// How a request ended, as the `outcome` label of `socketioxide_nats_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Complete,
+    Incomplete,
+    NodeGone,
+    Timeout,
+    ConnectionLost,
+    Unreachable,
+    Closed,
+}
+
+impl Outcome {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Incomplete => "incomplete",
+            Outcome::NodeGone => "node_gone",
+            Outcome::Timeout => "timeout",
+            Outcome::ConnectionLost => "connection_lost",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Closed => "closed",
+        }
+    }
 }
 
 impl Stats {
+    /// The counters of namespace `ns` (its path); exported metrics are labelled with it.
+    pub(crate) fn new(ns: &str) -> Self {
+        #[cfg(not(feature = "metrics"))]
+        let _ = ns;
+        let dropped = |_reason: &'static str| {
+            Counter::new(
+                #[cfg(feature = "metrics")]
+                metrics::counter!("socketioxide_nats_messages_dropped_total", "ns" => ns.to_owned(), "reason" => _reason),
+            )
+        };
+        let counter = |_name: &'static str| {
+            Counter::new(
+                #[cfg(feature = "metrics")]
+                metrics::counter!(_name, "ns" => ns.to_owned()),
+            )
+        };
+        Self {
+            broadcasts_sent: counter("socketioxide_nats_broadcasts_sent_total"),
+            broadcasts_received: counter("socketioxide_nats_broadcasts_received_total"),
+            malformed: dropped("malformed"),
+            wrong_parser: dropped("wrong_parser"),
+            forged: dropped("forged"),
+            overloaded: dropped("overloaded"),
+            ignored_responses: dropped("ignored_response"),
+            rate_limited: dropped("rate_limited"),
+            panics: dropped("panic"),
+            probes: counter("socketioxide_nats_probes_total"),
+            probes_failed: counter("socketioxide_nats_probes_failed_total"),
+            // Also counted as request outcomes; kept for the snapshot.
+            incomplete: Counter::new(
+                #[cfg(feature = "metrics")]
+                metrics::Counter::noop(),
+            ),
+            connection_lost: Counter::new(
+                #[cfg(feature = "metrics")]
+                metrics::Counter::noop(),
+            ),
+            reconnects: counter("socketioxide_nats_reconnects_total"),
+            #[cfg(feature = "metrics")]
+            ns: ns.to_owned(),
+            #[cfg(feature = "metrics")]
+            servers: metrics::gauge!("socketioxide_nats_servers", "ns" => ns.to_owned()),
+        }
+    }
+
+    /// A request of `kind` ended with `outcome` after `took`.
+    pub(crate) fn request_ended(&self, kind: &'static str, outcome: Outcome, took: Duration) {
+        match outcome {
+            Outcome::Incomplete => self.incomplete.inc(),
+            Outcome::ConnectionLost => self.connection_lost.inc(),
+            _ => {}
+        }
+        #[cfg(feature = "metrics")]
+        {
+            metrics::counter!(
+                "socketioxide_nats_requests_total",
+                "ns" => self.ns.clone(), "kind" => kind, "outcome" => outcome.as_str()
+            )
+            .increment(1);
+            metrics::histogram!(
+                "socketioxide_nats_request_duration_seconds",
+                "ns" => self.ns.clone(), "kind" => kind
+            )
+            .record(took.as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (kind, took);
+    }
+
+    /// How many servers serve the namespace now, this one included.
+    pub(crate) fn set_servers(&self, _count: usize) {
+        #[cfg(feature = "metrics")]
+        self.servers.set(_count as f64);
+    }
+
     pub(crate) fn snapshot(&self) -> AdapterStats {
         AdapterStats {
+            broadcasts_sent: self.broadcasts_sent.get(),
+            broadcasts_received: self.broadcasts_received.get(),
             malformed: self.malformed.get(),
             wrong_parser: self.wrong_parser.get(),
             forged: self.forged.get(),
@@ -76,19 +200,35 @@ impl Stats {
             panics: self.panics.get(),
             incomplete: self.incomplete.get(),
             connection_lost: self.connection_lost.get(),
+            reconnects: self.reconnects.get(),
         }
     }
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Counter(AtomicU64);
+/// A counter of the snapshot, and of the exported metrics with the feature.
+#[derive(Debug)]
+pub(crate) struct Counter {
+    value: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metric: metrics::Counter,
+}
 
 impl Counter {
+    fn new(#[cfg(feature = "metrics")] metric: metrics::Counter) -> Self {
+        Self {
+            value: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metric,
+        }
+    }
+
     pub(crate) fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.value.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metric.increment(1);
     }
 
     fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.value.load(Ordering::Relaxed)
     }
 }

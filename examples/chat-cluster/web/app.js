@@ -59,6 +59,9 @@ async function refreshCluster() {
     $("nodes").tBodies[0].innerHTML = state.nodes
       .map((n) => `<tr class="${n.you ? "you" : ""}"><td>${esc(n.name)}</td><td>${n.sockets}</td></tr>`)
       .join("");
+    $("m-sent").textContent = state.metrics.sent;
+    $("m-received").textContent = state.metrics.received;
+    $("m-dropped").textContent = state.metrics.dropped;
     $("rooms").tBodies[0].innerHTML = state.rooms
       .map((r) => `<tr><td>${esc(r.room)}</td><td>${Object.entries(r.perNode)
         .map(([n, c]) => `${esc(n)}: ${c}`).join(", ")}</td></tr>`)

@@ -220,7 +220,16 @@ async fn cluster_state<A: Adapter>(
         .into_iter()
         .map(|(uid, sockets)| json!({ "name": name_of(&uid), "id": uid, "sockets": sockets, "you": uid == me }))
         .collect();
-    Ok(json!({ "nodes": nodes, "rooms": rooms }))
+    // A few of the counters this node also exports at /metrics.
+    let stats = node.handle.stats("/").unwrap_or_default();
+    let dropped = stats.malformed + stats.wrong_parser + stats.forged + stats.overloaded;
+    let metrics = json!({
+        "sent": stats.broadcasts_sent,
+        "received": stats.broadcasts_received,
+        "dropped": dropped,
+        "incomplete": stats.incomplete,
+    });
+    Ok(json!({ "nodes": nodes, "rooms": rooms, "metrics": metrics }))
 }
 
 const INDEX: &str = include_str!("../../web/index.html");
@@ -255,6 +264,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
+
+    // Installed before the namespace starts: its adapter registers its metrics then.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
 
     // Logs disconnects, slow consumers and permission errors as they happen. The
     // connection is this node's alone, so the broker need not echo its messages.
@@ -295,6 +309,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP) }),
         )
         .route(
+            "/metrics",
+            get(move || {
+                let text = prometheus.render();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            }),
+        )
+        .route(
             "/style.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE) }),
         )
@@ -311,10 +332,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // chat-cluster and the browser test read this line.
     println!("{name} listening on http://127.0.0.1:{port}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Before the HTTP server stops: the sockets are disconnected and the
+            // other nodes told at once that this one leaves.
+            io.close().await;
         })
         .await?;
-    io.close().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what `kill`, systemd or Kubernetes send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
