@@ -119,7 +119,8 @@ def encode_data(args: Sequence[Any]) -> bytes:
     else:
         data = list(args)
     try:
-        return msgpack.packb(data, use_bin_type=True)
+        packed: bytes = msgpack.packb(data, use_bin_type=True)
+        return packed
     except (TypeError, ValueError, OverflowError) as e:
         raise EncodeError("the data as MessagePack", e) from e
 

@@ -263,12 +263,12 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
-def _opts(opts: Optional[BroadcastOptions]) -> list:
+def _opts(opts: Optional[BroadcastOptions]) -> List[Any]:
     o = _need(opts, "opts")
     return [o.flags, list(o.rooms), list(o.except_), o.sid, o.server_id]
 
 
-def _value(v: Value) -> list:
+def _value(v: Value) -> List[Any]:
     if isinstance(v, TextValue):
         atts = None if v.attachments is None else [bytes(b) for b in v.attachments]
         return [0, v.text, atts]
@@ -277,14 +277,15 @@ def _value(v: Value) -> list:
     raise ProtocolError(f"not a value: {v!r}")
 
 
-def _packet(p: Optional[Packet]) -> list:
+def _packet(p: Optional[Packet]) -> List[Any]:
     p = _need(p, "packet")
     return [p.ns, int(p.type), None if p.data is None else _value(p.data), p.ack, p.error]
 
 
-def _pack(fields: list) -> bytes:
+def _pack(fields: List[Any]) -> bytes:
     try:
-        return msgpack.packb(fields, use_bin_type=True)
+        packed: bytes = msgpack.packb(fields, use_bin_type=True)
+        return packed
     except (TypeError, ValueError, OverflowError) as e:
         raise ProtocolError(f"cannot encode the message: {e}") from e
 
@@ -292,7 +293,7 @@ def _pack(fields: list) -> bytes:
 def encode_request(req: Request) -> bytes:
     """Encode a request exactly as the Rust protocol crate does."""
     t = RequestType(req.type)
-    fields: list = [VERSION, int(t), req.origin, req.id]
+    fields: List[Any] = [VERSION, int(t), req.origin, req.id]
     if t in (RequestType.BROADCAST, RequestType.BROADCAST_WITH_ACK):
         fields += [_opts(req.opts), _packet(req.packet)]
         if t is RequestType.BROADCAST_WITH_ACK:
@@ -311,7 +312,7 @@ def encode_request(req: Request) -> bytes:
 def encode_response(res: Response) -> bytes:
     """Encode a response exactly as the Rust protocol crate does."""
     t = ResponseType(res.type)
-    fields: list = [VERSION, int(t), res.origin]
+    fields: List[Any] = [VERSION, int(t), res.origin]
     if t is ResponseType.ACK:
         fields += [_need(res.sid, "sid"), bool(res.ok)]
         fields.append(_value(_need(res.value, "value")) if res.ok else bytes(_need(res.error, "error")))
@@ -345,7 +346,7 @@ def _unpack(payload: bytes) -> Any:
         raise ProtocolError(f"not MessagePack: {e}") from e
 
 
-def _array(v: Any, what: str, min_len: int = 0) -> list:
+def _array(v: Any, what: str, min_len: int = 0) -> List[Any]:
     if not isinstance(v, list):
         raise ProtocolError(f"{what}: expected an array")
     if len(v) < min_len:
@@ -449,7 +450,7 @@ def _read_packet(v: Any) -> Packet:
     return Packet(ns=ns, type=kind, data=data, ack=ack, error=error)
 
 
-def _header(payload: bytes, what: str) -> list:
+def _header(payload: bytes, what: str) -> List[Any]:
     a = _array(_unpack(payload), what, 4)
     version = _uint(a[0], "protocol version")
     if version != VERSION:

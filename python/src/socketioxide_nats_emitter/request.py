@@ -305,7 +305,9 @@ async def publish(nc: Any, subject: str, payload: bytes, reply: str = "") -> Non
 
 def _is_no_responders(msg: Any) -> bool:
     headers = getattr(msg, "headers", None)
-    return bool(headers) and headers.get("Status") == _NO_RESPONDERS and not msg.data
+    if not headers:
+        return False
+    return headers.get("Status") == _NO_RESPONDERS and not msg.data
 
 
 async def request(
