@@ -123,8 +123,8 @@ class Node:
 
 class Client:
     """A python-socketio client that records every event it receives and acks
-    each with ``{"from": its sid, "event": ..., "args": [...]}`` (unless
-    ``no_ack``: it then never acknowledges)."""
+    each with ``{"from": its sid, "event": ..., "args": [...]}``, except ``echo``,
+    acked with its own arguments; with ``no_ack`` it never acknowledges."""
 
     def __init__(self, parser: str, no_ack: bool = False) -> None:
         self.sio = _Sio(
@@ -144,6 +144,8 @@ class Client:
         async def on_any(event: str, *args: Any) -> Any:
             self.received.append((event, list(args)))
             self.changed.set()
+            if event == "echo":  # acked with its own arguments, binary included
+                return tuple(args)
             return {"from": self.sid, "event": event, "args": _jsonable(list(args))}
 
         async def on_disconnect(*args: Any) -> None:

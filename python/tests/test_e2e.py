@@ -172,6 +172,19 @@ async def test_emit_with_ack_ends_as_soon_as_every_ack_is_in(cluster, clients, e
     assert await emitter.emit_with_ack("ping", to=unique("nobody-here")) == []
 
 
+async def test_acks_carry_binary_and_several_values(cluster, clients, emitter) -> None:
+    room = unique("echo")
+    cs = [await connect(cluster, clients, i, [room]) for i in range(3)]
+    acks = await emitter.emit_with_ack("echo", b"\x00\xff", {"k": [1, b"\x01"]}, to=room)
+    assert sorted(sid for sid, _ in acks) == sorted(c.sid for c in cs)
+    for _, result in acks:
+        assert result == (b"\x00\xff", {"k": [1, b"\x01"]})
+    acks = await emitter.emit_with_ack("echo", "one", to=cs[0].sid)
+    assert acks == [(cs[0].sid, "one")]
+    acks = await emitter.emit_with_ack("echo", to=cs[1].sid)
+    assert acks == [(cs[1].sid, None)]
+
+
 async def test_a_client_that_does_not_ack_times_out_alone(cluster, clients, emitter) -> None:
     room = unique("slow")
     ok = await connect(cluster, clients, 0, [room])

@@ -4,6 +4,7 @@ socket.io server, in the style of python-socketio's server API."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, List, NamedTuple, Optional, Tuple, Union
 
@@ -38,6 +39,8 @@ from .tracker import EXPECT_ACKS, Expect
 log = logging.getLogger("socketioxide_nats_emitter")
 
 Rooms = Union[str, Iterable[str], None]
+
+_U64_MAX = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,10 @@ class Emitter:
             origin=self._uid,
             opts=self._opts(to, skip),
             packet=packet,
-            ack_timeout_ms=int(round(ack_timeout * 1000)),
+            # Saturating, as the Rust emitter: a caller may ask for math.inf.
+            ack_timeout_ms=min(_U64_MAX, int(round(ack_timeout * 1000)))
+            if math.isfinite(ack_timeout)
+            else _U64_MAX,
         )
         wait = self.request_timeout + ack_timeout
         collected = await request(self._target(ns), (req, EXPECT_ACKS), wait)
@@ -275,12 +281,14 @@ class Emitter:
     # ----- sockets and rooms -----
 
     async def enter_room(
-        self, room: Rooms, to: Rooms = None, *, skip: Rooms = None, namespace: str = "/"
+        self, room: Rooms, *, to: Rooms = None, skip: Rooms = None, namespace: str = "/"
     ) -> None:
         """Make the selected sockets of every server join ``room`` (one or several).
 
         ``to`` selects sockets by room or socket id (None: every socket of the
-        namespace), like socket.io's ``io.in(to).socketsJoin(room)``."""
+        namespace), like socket.io's ``io.in(to).socketsJoin(room)``. ``to`` is
+        keyword-only: python-socketio's ``enter_room(sid, room)`` takes them the
+        other way round."""
         ns = _namespace(namespace)
         req = Request(
             type=RequestType.ADD_SOCKETS,
@@ -291,7 +299,7 @@ class Emitter:
         await self._publish(ns, req)
 
     async def leave_room(
-        self, room: Rooms, to: Rooms = None, *, skip: Rooms = None, namespace: str = "/"
+        self, room: Rooms, *, to: Rooms = None, skip: Rooms = None, namespace: str = "/"
     ) -> None:
         """Make the selected sockets of every server leave ``room`` (one or several),
         like socket.io's ``io.in(to).socketsLeave(room)``."""
