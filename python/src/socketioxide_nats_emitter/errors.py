@@ -116,9 +116,11 @@ class IncompleteError(EmitterError, TimeoutError):
     """Live servers had not answered in full at the timeout.
 
     Their answers are missing, so no partial result is returned as if it were
-    complete. Servers that crashed or left are found gone by a probe and never
-    cause this error; the ones named here answer probes but not the request
-    (overloaded, or messages were lost). ``missing`` holds their ids.
+    complete. A server that crashed or left before answering is found gone by a
+    probe and does not cause this error; the ones named here answer probes but
+    not the request (overloaded, or messages were lost), or, for an
+    emit_with_ack, sent their ack count and then stopped (a server that has
+    started answering is not probed). ``missing`` holds their ids.
     """
 
     def __init__(self, missing: Sequence[str], timeout: float) -> None:
