@@ -332,7 +332,7 @@ export class Reader {
     else if (m === 0xc5) len = this.len(2, what);
     else if (m === 0xc6) len = this.len(4, what);
     else throw this.unexpected(what, m);
-    return Uint8Array.prototype.slice.call(this.take(len, what));
+    return new Uint8Array(this.take(len, what));
   }
 
   /** Skip one value of any type (fields appended by a newer minor revision). */
