@@ -4,4 +4,4 @@
 export { decodeRequest, decodeResponse, encodeRequest, encodeResponse, Flags, Req, Res, VERSION } from "./codec.js";
 export { DEFAULT_PREFIX, NsSubjects, nsToken, randomId, validatePrefix } from "./subjects.js";
 export { Expect, Ignored, Tracker } from "./tracker.js";
-export { PROBE_AFTER, PROBE_AGAIN, Round } from "./request.js";
+export { PROBE_AFTER, PROBE_AGAIN } from "./request.js";
