@@ -312,6 +312,26 @@ describe("emitter on a nats-server with fake nodes", () => {
     assert.equal(emitter.of("chat").uid, emitter.uid, "one id per emitter");
   });
 
+  test("a connection lost during a request: ConnectionError, not what came as if complete", async () => {
+    fake({
+      answer: (req) => (req.type === Req.FetchSockets ? [{ type: Res.Sockets, sockets: [] }] : []),
+    });
+    // Reconnecting at once: the request's messages or their answers are lost
+    // with the old connection, and the request must not end as if complete.
+    const own = await natsConnect({ servers: nats.url, reconnectTimeWait: 10 });
+    try {
+      const slow = new Emitter(own, { requestTimeout: 500 });
+      assert.equal(await slow.serverCount(), 1, "answers before the reconnection");
+      const pending = slow.fetchSockets();
+      await own.reconnect();
+      await assert.rejects(pending, (e) => e instanceof ConnectionError && /lost during the request/.test(e.message));
+      // After it, requests work again.
+      assert.deepEqual(await slow.fetchSockets(), []);
+    } finally {
+      await own.close();
+    }
+  });
+
   test("a closed connection: ConnectionError", async () => {
     const own = await natsConnect({ servers: nats.url });
     const emitter = new Emitter(own);
