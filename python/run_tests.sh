@@ -46,19 +46,8 @@ if [[ -z "${E2E_NODE_BIN:-}" && "$root/e2e/server/src/main.rs" -nt "$node_bin" ]
 fi
 export NATS_SERVER_BIN="$nats_bin" E2E_NODE_BIN="$node_bin"
 
-# The test environment, from the lockfile only.
+# The test environment, from the lockfile only (scripts/setup.sh makes it too).
+PYTHON="$python" bash "$here/setup_venv.sh"
 venv="$here/.venv"
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "run_tests: creating $venv"
-  "$python" -m venv "$venv"
-fi
-stamp="$venv/.requirements-dev.lock"
-if ! cmp -s requirements-dev.lock "$stamp"; then
-  echo "run_tests: installing requirements-dev.lock into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
-  # setuptools is pinned in the lock: no isolated build fetching another one.
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-  cp requirements-dev.lock "$stamp"
-fi
 
 exec "$venv/bin/python" -m pytest "$@"

