@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo test --workspace --all-features --locked
-cargo build --locked -p e2e-node -p chat-cluster
+# The same features as the test run, so nothing is compiled twice.
+cargo build --workspace --all-features --bins --locked
 node --test --test-reporter=spec e2e/*.test.mjs
 (cd node && npm test)
 bash python/run_tests.sh

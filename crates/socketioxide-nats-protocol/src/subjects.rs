@@ -11,12 +11,17 @@
 //! | `{prefix}.{ns}.b.{origin}`           | a node or emitter, to every node of the namespace | every node: `{prefix}.{ns}.b.*` |
 //! | `{prefix}.{ns}.n.{target}.{origin}`  | a node or emitter, to one node | that node: `{prefix}.{ns}.n.{uid}.*` |
 //! | `{prefix}.{ns}.r.{requester}.{req}`  | a node answering a request   | the requester: `{prefix}.{ns}.r.{uid}.*` |
+//! | `{prefix}.{ns}.room.{room}.{origin}` | a node with room routing, to the members of one room | nodes with members in the room: `{prefix}.{ns}.room.{room}.*`; nodes without routing: `{prefix}.{ns}.room.*.*` |
 //!
 //! `origin`, `target`, `requester` and `req` are socketioxide ids: 16 characters of
 //! url-safe base64 (`[A-Za-z0-9_-]`), which are valid tokens as they are.
 //!
-//! Rooms never appear in subjects: every node of a namespace receives each request
-//! and filters rooms locally, exactly like socketioxide-redis.
+//! By default rooms never appear in subjects: every node of a namespace receives
+//! each request and filters rooms locally, exactly like socketioxide-redis. With
+//! room routing, a broadcast to exactly one room travels on that room's subject
+//! (its name encoded with [`token`], so any name is safe; long names are hashed,
+//! and receivers still filter exactly, so a collision can only cost an extra
+//! delivery, never a wrong one).
 
 use sha2::{Digest, Sha256};
 
@@ -231,6 +236,32 @@ impl NsSubjects {
     /// `{prefix}.{ns}.r.{uid}.*`: the single response subscription of node `uid`.
     pub fn reply_filter(&self, uid: &str) -> String {
         format!("{}.r.{uid}.*", self.base)
+    }
+
+    /// `{prefix}.{ns}.room.{room}.{origin}`: a broadcast from `origin` to the one
+    /// room `room` (encoded with [`token`]), for nodes with room routing. Only the
+    /// nodes with members in the room subscribe to it, so NATS delivers it to them
+    /// alone (across gateways, too: a supercluster forwards it only where interest is).
+    ///
+    /// ```
+    /// use socketioxide_nats_protocol::subjects::NsSubjects;
+    /// let s = NsSubjects::new("socket.io", "/").unwrap();
+    /// assert_eq!(s.room("lobby", "AAAAAAAAAAAAAAAA"), "socket.io._2F.room.lobby.AAAAAAAAAAAAAAAA");
+    /// assert_eq!(s.room_filter("a.b"), "socket.io._2F.room.a_2Eb.*");
+    /// ```
+    pub fn room(&self, room: &str, origin: &str) -> String {
+        format!("{}.room.{}.{origin}", self.base, token(room))
+    }
+
+    /// `{prefix}.{ns}.room.{room}.*`: what a node with members in `room` subscribes to.
+    pub fn room_filter(&self, room: &str) -> String {
+        format!("{}.room.{}.*", self.base, token(room))
+    }
+
+    /// `{prefix}.{ns}.room.*.*`: every room's broadcasts, for nodes without room
+    /// routing, so that they still receive what routing nodes send.
+    pub fn rooms_filter(&self) -> String {
+        format!("{}.room.*.*", self.base)
     }
 
     /// The prefix of the reply subjects of `uid`, `{prefix}.{ns}.r.{uid}.`, used to

@@ -10,14 +10,14 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
 };
 
-use async_nats::Client;
+use async_nats::{Client, Subject};
 use futures_core::future::BoxFuture;
 use socketioxide_core::{
     Uid, Value,
@@ -45,6 +45,7 @@ use crate::{
     liveness::Liveness,
     pacing::Pacing,
     requests::Pending,
+    rooms::{RoomSubs, routed_room},
     send::Link,
     sharing::ConnectionShare,
     stats::Outcome,
@@ -161,6 +162,10 @@ pub struct NatsAdapter<E> {
     echo_seen: AtomicBool,
     /// Whether a broadcast lets the connection write before the local fan-out.
     pacing: Pacing,
+    /// With room routing, the rooms this node is subscribed to.
+    pub(crate) rooms: RoomSubs,
+    /// This adapter, for the tasks it starts from `&self` (set by `init`).
+    me: OnceLock<Weak<Self>>,
     /// From init to close: this adapter's use of its connection, which tells
     /// whether other adapters of the namespace share it.
     share: Mutex<Option<ConnectionShare>>,
@@ -195,6 +200,7 @@ fn kind_of(body: &RequestOutBody<'_>) -> &'static str {
         RequestOutBody::BroadcastWithAck { .. } => "broadcast_with_ack",
         RequestOutBody::ServerEvent { .. } => "server_event",
         RequestOutBody::CustomRequest { .. } => "custom_request",
+        RequestOutBody::Discover => "room_interest",
         _ => "remote_socket",
     }
 }
@@ -213,6 +219,11 @@ struct Sent {
 impl<E> NatsAdapter<E> {
     fn take_tasks(&self) -> Vec<JoinHandle<()>> {
         std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A weak reference to this adapter, for tasks that must not keep it alive.
+    pub(crate) fn weak(&self) -> Weak<Self> {
+        self.me.get().cloned().unwrap_or_default()
     }
 
     fn stop_watchdog(&self) {
@@ -328,7 +339,7 @@ impl<E> NatsAdapter<E> {
     }
 
     /// A request expecting one answer of `kind` per node, within the request timeout.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         body: RequestOutBody<'_>,
         target: Option<Uid>,
@@ -390,13 +401,20 @@ impl<E: SocketEmitter> NatsAdapter<E> {
             } else {
                 RequestOutBody::DelSockets { opts, rooms }
             };
-            self.command(body, opts.server_id).await?;
+            if join && self.config().room_routing && opts.server_id.is_none() {
+                // Confirmed by every node, once it subscribed to the rooms it now
+                // has members in: a room broadcast after this returns reaches them.
+                self.request(body, None, ResponseKind::Done).await?;
+            } else {
+                self.command(body, opts.server_id).await?;
+            }
             if opts.server_id.is_some() {
                 return Ok(());
             }
         }
         if join {
-            self.local.add_sockets(opts, rooms);
+            self.local.add_sockets(opts, rooms.clone());
+            self.route_rooms(&rooms).await?;
         } else {
             self.local.del_sockets(opts, rooms);
         }
@@ -494,6 +512,8 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             registry: state.registry.clone(),
             echo_seen: AtomicBool::new(false),
             pacing: Pacing::new(),
+            rooms: RoomSubs::default(),
+            me: OnceLock::new(),
             share: Mutex::new(None),
         }
     }
@@ -503,6 +523,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             if let Some(err) = self.init_error.clone() {
                 return Err(err.into());
             }
+            let _ = self.me.set(Arc::downgrade(&self));
             let recv = crate::recv::start(&self).await?;
             *self.share.lock().unwrap_or_else(|e| e.into_inner()) =
                 ConnectionShare::register(self.link.client(), self.link.subjects().base());
@@ -513,6 +534,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
             let liveness = self.liveness.spawn(hello);
             self.spawn_watchdog(recv, liveness);
             self.spawn_echo_check();
+            if let Some(reconcile) = self.spawn_room_reconcile() {
+                self.track(reconcile);
+            }
             let view: Arc<dyn NamespaceView> = self.clone();
             self.registry
                 .insert(self.local.path(), Arc::downgrade(&view));
@@ -562,15 +586,17 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         );
         let volatile = opts.has_flag(BroadcastFlags::Volatile);
         let connected = self.link.is_connected();
+        let subject = match routed_room(&opts).filter(|_| self.config().room_routing) {
+            Some(room) => Subject::from(self.link.subjects().room(room, self.uid().as_str())),
+            None => self.link.target_subject(target),
+        };
         let remote = async {
             if volatile && !connected {
                 // A volatile message may be dropped: do not wait for NATS.
                 tracing::trace!("volatile broadcast not published: NATS disconnected");
                 return Ok(());
             }
-            self.link
-                .publish(self.link.target_subject(target), None, payload)
-                .await
+            self.link.publish(subject, None, payload).await
         };
         // Deliver locally first when NATS is down, so local sockets do not wait for it.
         let (published, local) = if connected {

@@ -78,6 +78,21 @@ pub struct NatsAdapterConfig {
     /// dropped (the sender sees an error or a timeout) and counted in
     /// [`AdapterStats::overloaded`](crate::AdapterStats::overloaded).
     pub max_concurrent_work: usize,
+
+    /// Room routing: a broadcast to exactly one room travels on a subject of that
+    /// room, which only nodes with members in the room subscribe to, so a node
+    /// receives the room traffic of its own rooms only. Default is off.
+    ///
+    /// See the crate documentation's "Room routing" section for the delivery
+    /// guarantee (join with [`NatsHandle::join`](crate::NatsHandle::join) or
+    /// `io.to(..).join(..)`), its cost, and mixed clusters.
+    pub room_routing: bool,
+
+    /// With [`room_routing`](Self::room_routing), how often the node compares its
+    /// room subscriptions with the rooms its sockets are in: this catches a plain
+    /// `socket.join` (which socketioxide does not tell adapters about) and drops
+    /// the subscription of a room whose last local member left. Default is 1 second.
+    pub room_reconcile_interval: Duration,
 }
 
 impl NatsAdapterConfig {
@@ -136,6 +151,19 @@ impl NatsAdapterConfig {
         self
     }
 
+    /// Turn room routing on or off. Default is off.
+    pub fn with_room_routing(mut self, on: bool) -> Self {
+        self.room_routing = on;
+        self
+    }
+
+    /// Set how often room subscriptions are reconciled with the local rooms.
+    /// Default is 1 second; at least 10 ms.
+    pub fn with_room_reconcile_interval(mut self, interval: Duration) -> Self {
+        self.room_reconcile_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
     /// Set how much work other nodes' messages may start at once. Default is 1 024.
     /// A value of 0 is treated as 1.
     pub fn with_max_concurrent_work(mut self, max: usize) -> Self {
@@ -156,6 +184,8 @@ impl Default for NatsAdapterConfig {
             probe_timeout: Duration::from_millis(500),
             max_ack_timeout: Duration::from_secs(300),
             max_concurrent_work: 1024,
+            room_routing: false,
+            room_reconcile_interval: Duration::from_secs(1),
         }
     }
 }

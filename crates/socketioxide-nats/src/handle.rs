@@ -11,7 +11,10 @@ use std::{
 };
 
 use serde::{Serialize, de::DeserializeOwned};
-use socketioxide_core::Uid;
+use socketioxide_core::{
+    Sid, Uid,
+    adapter::{Room, RoomParam},
+};
 
 use crate::{
     AdapterStats, Error,
@@ -134,6 +137,33 @@ impl NatsHandle {
     /// incomplete. See [`AdapterStats`].
     pub fn stats(&self, ns: &str) -> Option<AdapterStats> {
         self.registry.get(ns).map(|a| a.stats())
+    }
+
+    /// Make the socket `sid` of namespace `ns`, connected to this server, join
+    /// `rooms`; with [`room_routing`](crate::NatsAdapterConfig::room_routing),
+    /// return only once this node is subscribed to them at its NATS server: every
+    /// room broadcast published after this returns, from any node, reaches the
+    /// socket. Use it instead of `socket.join` with room routing.
+    ///
+    /// A plain `socket.join` is picked up by the periodic reconcile instead, up to
+    /// [`room_reconcile_interval`](crate::NatsAdapterConfig::room_reconcile_interval)
+    /// later, and broadcasts to the room until then miss the socket. Without room
+    /// routing this is `socket.join`. A socket that is not (or no longer)
+    /// connected to this server joins nothing.
+    ///
+    /// ```no_run
+    /// # use socketioxide::{adapter::Adapter, extract::{Data, SocketRef, State}};
+    /// # use socketioxide_nats::NatsHandle;
+    /// async fn on_join<A: Adapter>(s: SocketRef<A>, State(handle): State<NatsHandle>, Data(room): Data<String>) {
+    ///     if let Err(e) = handle.join(s.ns(), s.id, room.clone()).await {
+    ///         eprintln!("joined {room}, but its broadcasts may miss this socket for a moment: {e}");
+    ///     }
+    /// }
+    /// ```
+    pub async fn join(&self, ns: &str, sid: Sid, rooms: impl RoomParam) -> Result<(), Error> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        let view = self.registry.started(ns)?;
+        view.join(sid, rooms).await
     }
 
     /// Register the handler of the server-side event `event` of namespace `ns`

@@ -364,6 +364,7 @@ mod monitor;
 mod pacing;
 mod recv;
 mod requests;
+mod rooms;
 mod send;
 mod sharing;
 mod stats;

@@ -45,10 +45,14 @@ use crate::{
     view::NamespaceView,
 };
 
+/// Which subscription a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
+    /// `{prefix}.{ns}.b.*`, or a room subject.
     Broadcast,
+    /// This node's own subject.
     Node,
+    /// This node's reply subjects.
     Reply,
 }
 
@@ -62,6 +66,14 @@ pub(crate) async fn start<E: SocketEmitter>(
     let broadcast = subscribe(link, s.broadcast_filter()).await?;
     let node = subscribe(link, s.node_filter(uid.as_str())).await?;
     let replies = subscribe(link, s.reply_filter(uid.as_str())).await?;
+    // Without room routing, this node takes every room's broadcasts (those that
+    // nodes with routing send on room subjects); with it, it subscribes to the
+    // rooms it has members in (see the rooms module).
+    let rooms = if link.config.room_routing {
+        None
+    } else {
+        Some(subscribe(link, s.rooms_filter()).await?)
+    };
 
     if link.client().connection_state() == State::Connected {
         // Make sure the server holds the subscriptions before the node announces itself.
@@ -83,12 +95,17 @@ pub(crate) async fn start<E: SocketEmitter>(
             broadcast.map(|m| (Source::Broadcast, m)),
             node.map(|m| (Source::Node, m)),
         ),
-        replies.map(|m| (Source::Reply, m)),
+        futures_util::stream::select(
+            replies.map(|m| (Source::Reply, m)),
+            futures_util::stream::iter(rooms)
+                .flatten()
+                .map(|m| (Source::Broadcast, m)),
+        ),
     );
     Ok(tokio::spawn(recv_loop(Arc::downgrade(adapter), stream)))
 }
 
-async fn subscribe(link: &Link, subject: String) -> Result<Subscriber, Error> {
+pub(crate) async fn subscribe(link: &Link, subject: String) -> Result<Subscriber, Error> {
     let timeout = link.config.publish_timeout;
     match tokio::time::timeout(timeout, link.client().subscribe(subject.clone())).await {
         Ok(Ok(sub)) => {
@@ -109,18 +126,7 @@ async fn recv_loop<E: SocketEmitter>(
         let Some(adapter) = adapter.upgrade() else {
             return;
         };
-        let handled = std::panic::catch_unwind(AssertUnwindSafe(|| match source {
-            Source::Reply => adapter.on_reply(msg),
-            Source::Broadcast => adapter.on_request(msg, false),
-            Source::Node => adapter.on_request(msg, true),
-        }));
-        if handled.is_err() {
-            adapter.link.stats.panics.inc();
-            tracing::error!(
-                ns = %adapter.link.subjects().base(),
-                "handling a message panicked; the message was dropped, the node keeps receiving"
-            );
-        }
+        adapter.receive(source, msg);
     }
     tracing::warn!(
         "NATS subscriptions ended (the client was closed or drained); this node no longer receives cluster messages"
@@ -128,6 +134,23 @@ async fn recv_loop<E: SocketEmitter>(
 }
 
 impl<E: SocketEmitter> NatsAdapter<E> {
+    /// Handle one message; a panic is caught, counted and logged: no message
+    /// can stop a receive loop.
+    pub(crate) fn receive(self: &Arc<Self>, source: Source, msg: Message) {
+        let handled = std::panic::catch_unwind(AssertUnwindSafe(|| match source {
+            Source::Reply => self.on_reply(msg),
+            Source::Broadcast => self.on_request(msg, false),
+            Source::Node => self.on_request(msg, true),
+        }));
+        if handled.is_err() {
+            self.link.stats.panics.inc();
+            tracing::error!(
+                ns = %self.link.subjects().base(),
+                "handling a message panicked; the message was dropped, the node keeps receiving"
+            );
+        }
+    }
+
     fn on_reply(&self, msg: Message) {
         let id = msg
             .subject
@@ -321,7 +344,23 @@ impl<E: SocketEmitter> NatsAdapter<E> {
                 for socket in &sockets {
                     local.add_all(socket.id, rooms.clone());
                 }
-                self.reply_done(reply, Some(count(sockets.len())));
+                let done = Some(count(sockets.len()));
+                if sockets.is_empty() || !self.config().room_routing {
+                    return self.reply_done(reply, done);
+                }
+                // Done once subscribed to the rooms: the sender's room broadcasts
+                // after its join returns must reach these members.
+                let Some(permit) = self.link.work_permit() else {
+                    return;
+                };
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = me.route_rooms(&rooms).await {
+                        tracing::warn!(%error, "room routing: cannot subscribe to joined rooms");
+                    }
+                    me.reply_done(reply, done);
+                    drop(permit);
+                });
             }
             RequestBody::DelSockets { opts, rooms } => {
                 let sockets = local.fetch_sockets(opts);

@@ -56,6 +56,8 @@ pub struct AdapterStats {
     pub connection_lost: u64,
     /// Times this node's NATS connection came back after a drop.
     pub reconnects: u64,
+    /// With room routing: the rooms this node is subscribed to now.
+    pub room_subscriptions: u64,
 }
 
 /// The live counters behind [`AdapterStats`].
@@ -75,11 +77,14 @@ pub(crate) struct Stats {
     pub(crate) incomplete: Counter,
     pub(crate) connection_lost: Counter,
     pub(crate) reconnects: Counter,
+    room_subscriptions: AtomicU64,
     /// The namespace, as the `ns` label of exported metrics.
     #[cfg(feature = "metrics")]
     ns: String,
     #[cfg(feature = "metrics")]
     servers: metrics::Gauge,
+    #[cfg(feature = "metrics")]
+    room_subscriptions_gauge: metrics::Gauge,
 }
 
 /// How a request ended, as the `outcome` label of `socketioxide_nats_requests_total`.
@@ -148,6 +153,9 @@ impl Stats {
                 metrics::Counter::noop(),
             ),
             reconnects: counter("socketioxide_nats_reconnects_total"),
+            room_subscriptions: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            room_subscriptions_gauge: metrics::gauge!("socketioxide_nats_room_subscriptions", "ns" => ns.to_owned()),
             #[cfg(feature = "metrics")]
             ns: ns.to_owned(),
             #[cfg(feature = "metrics")]
@@ -185,6 +193,14 @@ impl Stats {
         self.servers.set(_count as f64);
     }
 
+    /// How many rooms this node is subscribed to now (room routing).
+    pub(crate) fn set_room_subscriptions(&self, count: usize) {
+        self.room_subscriptions
+            .store(count as u64, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.room_subscriptions_gauge.set(count as f64);
+    }
+
     pub(crate) fn snapshot(&self) -> AdapterStats {
         AdapterStats {
             broadcasts_sent: self.broadcasts_sent.get(),
@@ -201,6 +217,7 @@ impl Stats {
             incomplete: self.incomplete.get(),
             connection_lost: self.connection_lost.get(),
             reconnects: self.reconnects.get(),
+            room_subscriptions: self.room_subscriptions.load(Ordering::Relaxed),
         }
     }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use async_nats::Subject;
 use bytes::Bytes;
 use futures_core::future::BoxFuture;
-use socketioxide_core::{Uid, adapter::SocketEmitter};
+use socketioxide_core::{
+    Sid, Uid,
+    adapter::{BroadcastOptions, Room, SocketEmitter},
+};
 use socketioxide_nats_protocol::{
     completion::Expect,
     message::{RequestOutBody, ResponseBody, ResponseKind, ResponseOutBody},
@@ -38,6 +41,9 @@ pub(crate) trait NamespaceView: Send + Sync {
         result: Result<Bytes, String>,
     ) -> BoxFuture<'_, Result<(), Error>>;
     fn server_emit<'a>(&'a self, event: &'a str, data: Bytes) -> BoxFuture<'a, Result<(), Error>>;
+    /// Make the local socket `sid` join `rooms`; with room routing, subscribe to
+    /// them and flush first.
+    fn join(&self, sid: Sid, rooms: Vec<Room>) -> BoxFuture<'_, Result<(), Error>>;
     fn server_request(
         &self,
         req: ServerRequest,
@@ -80,6 +86,18 @@ impl<E: SocketEmitter> NamespaceView for NatsAdapter<E> {
         Box::pin(async move {
             let body = RequestOutBody::ServerEvent { event, data: &data };
             self.link.publish_to_all(body).await
+        })
+    }
+    fn join(&self, sid: Sid, rooms: Vec<Room>) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let local = socketioxide_core::adapter::CoreAdapter::get_local(self);
+            // Only a connected socket: a socket id that is not would stay in the
+            // rooms for ever (socketioxide removes them on disconnect only).
+            if local.fetch_sockets(BroadcastOptions::new(sid)).is_empty() {
+                return Ok(());
+            }
+            local.add_all(sid, rooms.clone());
+            self.route_rooms(&rooms).await
         })
     }
     fn server_request(

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::StreamExt;
 
+/// A namespace without room routing subscribes to its broadcast, node, reply
+/// and (wildcard) room subjects.
+const SUBS_PER_NS: u64 = 4;
+
 /// Client subscriptions on the server (it also counts its own internal ones,
 /// so tests compare against a baseline taken before any node starts).
 fn subscriptions(nats: &NatsServer) -> u64 {
@@ -50,12 +54,12 @@ async fn deleting_a_namespace_unsubscribes_and_stops_its_tasks() {
     let node = node(&nats.url()).await;
     node.io.ns("/", join_own_id).await.unwrap();
     node.io.ns("/x", join_own_id).await.unwrap();
-    wait_subscriptions(&nats, base + 6).await;
+    wait_subscriptions(&nats, base + 2 * SUBS_PER_NS).await;
     // heartbeats flow for /x (every 200 ms in the tests)
     assert!(traffic(&nats, "socket.io._2Fx.b.*", Duration::from_millis(500)).await >= 1);
 
     node.io.delete_ns("/x");
-    wait_subscriptions(&nats, base + 3).await;
+    wait_subscriptions(&nats, base + SUBS_PER_NS).await;
     assert_eq!(node.handle.server_count("/x"), None);
     assert_eq!(
         traffic(&nats, "socket.io._2Fx.b.*", Duration::from_millis(600)).await,
@@ -71,7 +75,7 @@ async fn closing_or_dropping_the_server_releases_everything() {
     let base = subscriptions(&nats);
     let a = node(&nats.url()).await;
     a.io.ns("/", join_own_id).await.unwrap();
-    wait_subscriptions(&nats, base + 3).await;
+    wait_subscriptions(&nats, base + SUBS_PER_NS).await;
     a.io.close().await;
     wait_subscriptions(&nats, base).await;
     assert_eq!(a.handle.server_count("/"), None);
@@ -79,7 +83,7 @@ async fn closing_or_dropping_the_server_releases_everything() {
     let b = node(&nats.url()).await;
     b.io.ns("/", join_own_id).await.unwrap();
     b.io.ns("/y", join_own_id).await.unwrap();
-    wait_subscriptions(&nats, base + 6).await;
+    wait_subscriptions(&nats, base + 2 * SUBS_PER_NS).await;
     let handle = b.handle.clone();
     drop(b.io); // no close: the namespaces and their adapters are dropped
     wait_subscriptions(&nats, base).await;

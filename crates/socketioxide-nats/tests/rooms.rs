@@ -1,0 +1,336 @@
+//! Room routing: a broadcast to one room travels on the room's subject, which
+//! only nodes with members subscribe to. Exactness after an adapter-aware join,
+//! on one server and across a NATS cluster; the reconcile of plain joins; leaves
+//! and disconnects unsubscribe; hostile room names; everything else unchanged;
+//! a cluster mixing nodes with and without routing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use socketioxide_core::Sid;
+use socketioxide_nats::NatsAdapterConfig;
+
+fn routing() -> NatsAdapterConfig {
+    test_config()
+        .with_room_routing(true)
+        .with_room_reconcile_interval(Duration::from_millis(200))
+}
+
+async fn routing_nodes<const N: usize>(urls: &[String]) -> [Node; N] {
+    let mut v = Vec::new();
+    for i in 0..N {
+        let url = &urls[i % urls.len()];
+        v.push(node_with(connect(url).await, routing()).await);
+    }
+    v.try_into().unwrap_or_else(|_| unreachable!())
+}
+
+/// Client subscriptions of `nats` on room subjects of `/`.
+fn room_subscriptions(nats: &NatsServer) -> usize {
+    let subsz = nats.monitor("/connz?subs=1");
+    subsz["connections"]
+        .as_array()
+        .map(|conns| {
+            conns
+                .iter()
+                .flat_map(|c| {
+                    c["subscriptions_list"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter(|s| {
+                    s.as_str()
+                        .is_some_and(|s| s.starts_with("socket.io._2F.room."))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn sid(c: &Client) -> Sid {
+    c.id.parse().unwrap()
+}
+
+/// Joins then, at once, emits: every message after the join returns arrives.
+async fn exact_after_join(nodes: &[Node], members_on: usize, publisher: usize) {
+    let mut member = client(&nodes[members_on].io, "/").await;
+    let mut bystander = client(&nodes[(members_on + 1) % nodes.len()].io, "/").await;
+    for i in 0..20 {
+        let room = format!("exact-{i}");
+        nodes[members_on]
+            .handle
+            .join("/", sid(&member), room.clone())
+            .await
+            .unwrap();
+        nodes[publisher]
+            .io
+            .to(room.clone())
+            .emit("m", &i)
+            .await
+            .unwrap();
+        assert_eq!(
+            member.next().await,
+            format!(r#"42["m",{i}]"#),
+            "room {room}"
+        );
+    }
+    recv_none(&mut bystander.rx, 100).await;
+}
+
+#[tokio::test]
+async fn a_broadcast_after_a_routed_join_reaches_the_member_on_one_server() {
+    init_tracing();
+    let nats = NatsServer::start();
+    let nodes = routing_nodes::<3>(&[nats.url()]).await;
+    start_ns!(nodes, "/", join_own_id);
+    exact_after_join(&nodes, 1, 0).await;
+    // Only the member's node took the room traffic.
+    assert_eq!(nodes[1].handle.stats("/").unwrap().broadcasts_received, 20);
+    assert_eq!(nodes[2].handle.stats("/").unwrap().broadcasts_received, 0);
+    assert_eq!(nodes[1].handle.stats("/").unwrap().room_subscriptions, 20);
+}
+
+#[tokio::test]
+async fn a_broadcast_after_a_routed_join_reaches_the_member_across_a_nats_cluster() {
+    init_tracing();
+    let cluster = NatsCluster::start(3);
+    // Node i on server i: the publisher's server learns the member's interest
+    // through the route, ahead of the join's confirmation.
+    let nodes = routing_nodes::<3>(&cluster.urls()).await;
+    start_ns!(nodes, "/", join_own_id);
+    exact_after_join(&nodes, 2, 0).await;
+    exact_after_join(&nodes, 0, 1).await;
+}
+
+#[tokio::test]
+async fn a_plain_socket_join_is_routed_within_the_reconcile_interval() {
+    init_tracing();
+    let nats = NatsServer::start();
+    let nodes = routing_nodes::<2>(&[nats.url()]).await;
+    start_ns!(nodes, "/", async |s: socketioxide::extract::SocketRef<
+        _,
+    >| {
+        s.join(s.id);
+        // socketioxide does not tell the adapter about this join.
+        s.join("plain");
+    });
+    let mut member = client(&nodes[1].io, "/").await;
+    let t = Instant::now();
+    loop {
+        nodes[0].io.to("plain").emit("m", &()).await.unwrap();
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(20), member.rx.recv()).await
+        {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "never routed");
+    }
+    let took = t.elapsed();
+    eprintln!("a plain socket.join was routed after {took:?} (reconcile every 200 ms)");
+    assert!(took < Duration::from_millis(450), "{took:?}");
+}
+
+#[tokio::test]
+async fn leaving_and_disconnecting_drop_the_room_subscription() {
+    init_tracing();
+    let nats = NatsServer::start();
+    let nodes = routing_nodes::<2>(&[nats.url()]).await;
+    start_ns!(nodes, "/", join_own_id);
+    let a = client(&nodes[1].io, "/").await;
+    let b = client(&nodes[1].io, "/").await;
+    for c in [&a, &b] {
+        nodes[1]
+            .handle
+            .join("/", sid(c), ["left", "gone"])
+            .await
+            .unwrap();
+    }
+    assert_eq!(room_subscriptions(&nats), 2);
+    // A leave through the adapter and a disconnect: neither is reported by
+    // socketioxide; the reconcile notices.
+    nodes[0].io.to(a.id.clone()).leave("left").await.unwrap();
+    nodes[0].io.to(b.id.clone()).leave("left").await.unwrap();
+    let t = Instant::now();
+    while room_subscriptions(&nats) != 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{}",
+            room_subscriptions(&nats)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(a);
+    drop(b);
+    nodes[1].io.local().disconnect().await.unwrap();
+    while room_subscriptions(&nats) != 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "{}",
+            room_subscriptions(&nats)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(nodes[1].handle.stats("/").unwrap().room_subscriptions, 0);
+}
+
+#[tokio::test]
+async fn a_remote_join_returns_once_the_members_node_is_subscribed() {
+    init_tracing();
+    let cluster = NatsCluster::start(2);
+    let nodes = routing_nodes::<2>(&cluster.urls()).await;
+    start_ns!(nodes, "/", join_own_id);
+    let mut member = client(&nodes[1].io, "/").await;
+    for i in 0..10 {
+        let room = format!("remote-{i}");
+        // From the other node: a join of the socket id's room, confirmed by
+        // node 1 once it is subscribed.
+        nodes[0]
+            .io
+            .to(member.id.clone())
+            .join(room.clone())
+            .await
+            .unwrap();
+        nodes[0].io.to(room.clone()).emit("m", &i).await.unwrap();
+        assert_eq!(member.next().await, format!(r#"42["m",{i}]"#));
+    }
+}
+
+#[tokio::test]
+async fn hostile_room_names_are_routed_exactly() {
+    init_tracing();
+    let nats = NatsServer::start();
+    let nodes = routing_nodes::<2>(&[nats.url()]).await;
+    start_ns!(nodes, "/", join_own_id);
+    let long = "é".repeat(4000);
+    let names = [
+        "*",
+        ">",
+        "a.b",
+        "",
+        " ",
+        "socket.io._2F.b.*",
+        "😀",
+        long.as_str(),
+        "_2A",
+    ];
+    let mut clients = Vec::new();
+    for name in names {
+        let c = client(&nodes[1].io, "/").await;
+        nodes[1]
+            .handle
+            .join("/", sid(&c), name.to_owned())
+            .await
+            .unwrap();
+        clients.push(c);
+    }
+    for (i, name) in names.iter().enumerate() {
+        nodes[0]
+            .io
+            .to(name.to_string())
+            .emit("m", &i)
+            .await
+            .unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(
+            c.next().await,
+            format!(r#"42["m",{i}]"#),
+            "room {:?}",
+            names[i]
+        );
+        recv_none(&mut c.rx, 50).await;
+    }
+}
+
+#[tokio::test]
+async fn several_rooms_except_and_acks_work_as_without_routing() {
+    init_tracing();
+    let nats = NatsServer::start();
+    let nodes = routing_nodes::<2>(&[nats.url()]).await;
+    start_ns!(nodes, "/", join_own_id);
+    let mut a = client(&nodes[1].io, "/").await;
+    let mut b = client(&nodes[1].io, "/").await;
+    nodes[1]
+        .handle
+        .join("/", sid(&a), ["x", "y"])
+        .await
+        .unwrap();
+    nodes[1]
+        .handle
+        .join("/", sid(&b), ["y", "muted"])
+        .await
+        .unwrap();
+    // Several rooms: the broadcast subject, each member once.
+    nodes[0].io.to(["x", "y"]).emit("m", &1).await.unwrap();
+    assert_eq!(a.next().await, r#"42["m",1]"#);
+    assert_eq!(b.next().await, r#"42["m",1]"#);
+    // One room, except another: routed, filtered exactly.
+    nodes[0]
+        .io
+        .to("y")
+        .except("muted")
+        .emit("m", &2)
+        .await
+        .unwrap();
+    assert_eq!(a.next().await, r#"42["m",2]"#);
+    recv_none(&mut b.rx, 100).await;
+    // With acks: the broadcast subject, every node answers.
+    let acks = nodes[0]
+        .io
+        .to("x")
+        .timeout(Duration::from_secs(2))
+        .emit_with_ack::<_, String>("q", &())
+        .await
+        .unwrap();
+    let q = a.next().await;
+    let id: String = q[2..].chars().take_while(char::is_ascii_digit).collect();
+    a.send(&format!(r#"43{id}["ok"]"#)).await;
+    let acks: Vec<_> = futures_util::StreamExt::collect(acks).await;
+    assert_eq!(acks.len(), 1);
+}
+
+#[tokio::test]
+async fn nodes_with_and_without_routing_work_together() {
+    init_tracing();
+    let nats = NatsServer::start();
+    let nodes = [
+        node_with(connect(&nats.url()).await, routing()).await,
+        node_with(connect(&nats.url()).await, test_config()).await,
+    ];
+    start_ns!(nodes, "/", join_own_id);
+    let mut on = client(&nodes[0].io, "/").await;
+    let mut off = client(&nodes[1].io, "/").await;
+    nodes[0].handle.join("/", sid(&on), "r").await.unwrap();
+    nodes[1].handle.join("/", sid(&off), "r").await.unwrap();
+    // The routing node publishes on the room subject: the other one takes every
+    // room subject. The other one publishes on the broadcast subject, which the
+    // routing node takes.
+    nodes[0].io.to("r").emit("from-on", &()).await.unwrap();
+    nodes[1].io.to("r").emit("from-off", &()).await.unwrap();
+    // Two senders: no order between their messages.
+    for c in [&mut on, &mut off] {
+        let mut got = [c.next().await, c.next().await];
+        got.sort();
+        assert_eq!(got, [r#"42["from-off",null]"#, r#"42["from-on",null]"#]);
+    }
+}
+
+#[tokio::test]
+async fn without_routing_a_node_still_receives_every_room() {
+    // Routing off is the default: one broadcast subscription, and the room
+    // subjects as one wildcard, whatever the rooms.
+    let nats = NatsServer::start();
+    let nodes = nodes::<2>(&nats.url()).await;
+    start_ns!(nodes, "/", join_own_id);
+    let mut c = client(&nodes[1].io, "/").await;
+    nodes[1].handle.join("/", sid(&c), "r").await.unwrap();
+    nodes[0].io.to("r").emit("m", &()).await.unwrap();
+    assert_eq!(c.next().await, r#"42["m",null]"#);
+    assert_eq!(
+        room_subscriptions(&nats),
+        2,
+        "the two wildcard subscriptions"
+    );
+}
