@@ -428,6 +428,86 @@ impl NatsCluster {
     }
 }
 
+/// Two regions, each a one-server NATS cluster, joined by a gateway: a
+/// supercluster on loopback. Gateways forward a subject to the other region only
+/// once a subscriber there is interested (interest-only mode for every account
+/// after the first messages; see nats-server's gateway documentation).
+#[derive(Debug)]
+pub struct Supercluster {
+    /// Region `A`'s server.
+    pub a: NatsServer,
+    /// Region `B`'s server.
+    pub b: NatsServer,
+}
+
+impl Supercluster {
+    /// Start both regions and wait until the gateway connects them both ways.
+    pub fn start() -> Self {
+        let (ga, gb) = (free_port(), free_port());
+        let config = |name: &str, port: u16| {
+            format!(
+                "gateway {{\n  name: \"{name}\"\n  listen: \"127.0.0.1:{port}\"\n  gateways: [\n    {{ name: \"A\", url: \"nats://127.0.0.1:{ga}\" }}\n    {{ name: \"B\", url: \"nats://127.0.0.1:{gb}\" }}\n  ]\n}}\n"
+            )
+        };
+        let a = NatsServer::builder()
+            .name("region-a")
+            .config(config("A", ga))
+            .start();
+        let b = NatsServer::builder()
+            .name("region-b")
+            .config(config("B", gb))
+            .start();
+        let sc = Self { a, b };
+        let deadline = Instant::now() + START_TIMEOUT;
+        for s in [&sc.a, &sc.b] {
+            loop {
+                let g = s.monitor("/gatewayz");
+                // Outbound: one connection per gateway; inbound: a list of them.
+                let has_connection = |v: &serde_json::Value| {
+                    v.get("connection").is_some()
+                        || v.as_array()
+                            .is_some_and(|l| l.iter().any(|c| c.get("connection").is_some()))
+                };
+                let connected = |dir: &str| {
+                    g[dir]
+                        .as_object()
+                        .is_some_and(|m| m.values().any(has_connection))
+                };
+                if connected("outbound_gateways") && connected("inbound_gateways") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the gateway never connected: {g}"
+                );
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        sc
+    }
+
+    /// Bytes `server` sent to the other region through its outbound gateway.
+    pub fn gateway_bytes_out(server: &NatsServer) -> u64 {
+        let g = server.monitor("/gatewayz");
+        g["outbound_gateways"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v["connection"]["out_bytes"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// A port free at the time of asking (for configuration that needs it up front).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
 /// The state letter (`R`, `S`, `T`, ...) of every thread of a process, from procfs.
 fn thread_states(pid: u32) -> Vec<char> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {

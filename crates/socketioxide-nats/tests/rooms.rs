@@ -334,3 +334,75 @@ async fn without_routing_a_node_still_receives_every_room() {
         "the two wildcard subscriptions"
     );
 }
+
+/// Two regions joined by a gateway; room members only in region A: room
+/// broadcasts from A stay in A, until a socket in region B joins the room.
+#[tokio::test]
+async fn room_broadcasts_cross_a_gateway_only_where_members_are() {
+    use nats_harness::Supercluster;
+    init_tracing();
+    let sc = Supercluster::start();
+    let (a0, a1, b0) = (
+        node_with(connect(&sc.a.url()).await, routing()).await,
+        node_with(connect(&sc.a.url()).await, routing()).await,
+        node_with(connect(&sc.b.url()).await, routing()).await,
+    );
+    let nodes = [a0, a1, b0];
+    start_ns!(nodes, "/", join_own_id);
+    let mut in_a = client(&nodes[1].io, "/").await;
+    let mut in_b = client(&nodes[2].io, "/").await;
+    nodes[1]
+        .handle
+        .join("/", sid(&in_a), "regional")
+        .await
+        .unwrap();
+    let payload = "x".repeat(1024);
+    const N: usize = 100;
+    async fn burst(
+        io: &Io,
+        sc: &nats_harness::Supercluster,
+        label: &'static str,
+        payload: &str,
+    ) -> u64 {
+        let before = nats_harness::Supercluster::gateway_bytes_out(&sc.a);
+        for _ in 0..N {
+            io.to("regional").emit(label, &payload).await.unwrap();
+        }
+        before
+    }
+    // Members in region A only.
+    let before = burst(&nodes[0].io, &sc, "a-only", &payload).await;
+    for _ in 0..N {
+        assert!(in_a.next().await.starts_with(r#"42["a-only""#));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let crossed = Supercluster::gateway_bytes_out(&sc.a) - before;
+    // Heartbeats and the like still cross; 100 KiB of room traffic must not.
+    eprintln!(
+        "{N} room broadcasts of 1 KiB, members in region A only: {crossed} bytes crossed the gateway"
+    );
+    assert!(crossed < 10 * 1024, "{crossed} bytes crossed the gateway");
+    recv_none(&mut in_b.rx, 100).await;
+
+    // A socket in region B joins: from now on, exactly those messages cross.
+    nodes[2]
+        .handle
+        .join("/", sid(&in_b), "regional")
+        .await
+        .unwrap();
+    let before = burst(&nodes[0].io, &sc, "both", &payload).await;
+    for c in [&mut in_a, &mut in_b] {
+        for _ in 0..N {
+            assert!(c.next().await.starts_with(r#"42["both""#));
+        }
+    }
+    let crossed = Supercluster::gateway_bytes_out(&sc.a) - before;
+    eprintln!(
+        "{N} room broadcasts of 1 KiB, a member in region B too: {crossed} bytes crossed the gateway"
+    );
+    assert!(
+        crossed >= (N * 1024) as u64,
+        "{crossed} bytes crossed the gateway"
+    );
+    recv_none(&mut in_b.rx, 100).await;
+}
