@@ -58,13 +58,16 @@ fn sid(c: &Client) -> Sid {
 async fn exact_after_join(nodes: &[Node], members_on: usize, publisher: usize) {
     let mut member = client(&nodes[members_on].io, "/").await;
     let mut bystander = client(&nodes[(members_on + 1) % nodes.len()].io, "/").await;
+    let mut took = Vec::new();
     for i in 0..20 {
         let room = format!("exact-{i}");
+        let t = Instant::now();
         nodes[members_on]
             .handle
             .join("/", sid(&member), room.clone())
             .await
             .unwrap();
+        took.push(t.elapsed());
         nodes[publisher]
             .io
             .to(room.clone())
@@ -78,6 +81,13 @@ async fn exact_after_join(nodes: &[Node], members_on: usize, publisher: usize) {
         );
     }
     recv_none(&mut bystander.rx, 100).await;
+    took.sort();
+    eprintln!(
+        "routed join (subscribe, flush, a request round to {} nodes): median {:?}, max {:?}",
+        nodes.len(),
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
 }
 
 #[tokio::test]
@@ -161,8 +171,6 @@ async fn leaving_and_disconnecting_drop_the_room_subscription() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    drop(a);
-    drop(b);
     nodes[1].io.local().disconnect().await.unwrap();
     while room_subscriptions(&nats) != 0 {
         assert!(
@@ -405,4 +413,39 @@ async fn room_broadcasts_cross_a_gateway_only_where_members_are() {
         "{crossed} bytes crossed the gateway"
     );
     recv_none(&mut in_b.rx, 100).await;
+}
+
+/// What the join's request round waits for: how long a subscription made on one
+/// server of a NATS cluster takes to reach a publisher on another (raw NATS).
+#[tokio::test]
+async fn interest_reaches_the_other_servers_of_a_cluster_within_milliseconds() {
+    use futures_util::StreamExt;
+    let cluster = NatsCluster::start(3);
+    let urls = cluster.urls();
+    let publisher = connect(&urls[0]).await;
+    let subscriber = connect(&urls[2]).await;
+    let mut took = Vec::new();
+    for i in 0..10 {
+        let subject = format!("propagation.{i}");
+        let mut sub = subscriber.subscribe(subject.clone()).await.unwrap();
+        subscriber.flush().await.unwrap();
+        let t = Instant::now();
+        loop {
+            publisher.publish(subject.clone(), "x".into()).await.unwrap();
+            publisher.flush().await.unwrap();
+            if let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_micros(200), sub.next()).await
+            {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(2), "interest never propagated");
+        }
+        took.push(t.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "a subscription on server 2 reached a publisher on server 0 after: median {:?}, max {:?}",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
 }
