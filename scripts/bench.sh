@@ -6,10 +6,15 @@
 #   bash scripts/bench.sh [--quick] [--rounds 3] [--clients 30] [--burst 5000] [--size 64]
 #                         [--only throughput,throughput-seq,latency,room,acks,fetch,rooms,binary]
 #                         [--configs local,redis,nats,raw] [--json artifacts/bench/bench.json]
+#   bash scripts/bench.sh --only scale  # room routing at 8 nodes: nats without and with
+#                                       # room routing and socketioxide-redis (~90 s; not
+#                                       # part of the default run; --scale-nodes 8
+#                                       # --scale-rooms 64 --scale-rate 2000 --scale-secs 4
+#                                       # --scale-rounds 2 ...)
 #   bash scripts/bench.sh --help        # every option
 # Prints one table per load (median [min–max] over the rounds, ratios nats/redis,
 # nats/local, nats/raw), the broker bytes per broadcast, CPU used and the project's
-# targets; see benches/README.md.
+# targets; the scale load its own tables and targets; see benches/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -9,7 +9,9 @@
 //! * `42[...]` events, `42<id>[...]` events asking for an ack (answered `43<id>[1]`);
 //! * `451-[...,{"_placeholder":true,"num":0}]` binary events, completed by the next
 //!   binary frame (the attachment, without prefix in engine.io v4);
-//! * `43/ctl,<id>[...]` the answers to the control connection's events.
+//! * `43/ctl,<id>[...]` the answers to the control connection's events;
+//! * `43<id>[...]` the answer to a receiving client's `join` event (sent before its
+//!   reader starts).
 
 use std::{
     collections::HashMap,
@@ -130,7 +132,42 @@ fn ack_id(s: &str) -> (&str, &str) {
 
 /// Connect a receiving client to `/` in room `room` and spawn its reader.
 pub(crate) async fn receiver(port: u16, room: &str) -> Result<Arc<Received>, String> {
-    let mut ws = open(port, "", &format!("{{\"room\":\"{room}\"}}")).await?;
+    let ws = open(port, "", &format!("{{\"room\":\"{room}\"}}")).await?;
+    Ok(spawn_reader(ws))
+}
+
+/// How a client's `join` went: the time until its ack, at the client and as the
+/// node measured it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Joined {
+    pub(crate) client_ns: u64,
+    pub(crate) node_ns: u64,
+}
+
+/// Connect a receiving client to `/` without a room, emit `join room` with an ack
+/// and wait for it (on a nats node, `NatsHandle::join`: with room routing, the
+/// ack comes once the node is subscribed to the room), then spawn its reader.
+pub(crate) async fn receiver_joined(
+    port: u16,
+    room: &str,
+) -> Result<(Arc<Received>, Joined), String> {
+    let mut ws = open(port, "", "{}").await?;
+    let start = std::time::Instant::now();
+    ws.send(Message::text(format!("421[\"join\",\"{room}\"]")))
+        .await
+        .map_err(err)?;
+    let answer = expect_text(&mut ws, "431[").await?;
+    let client_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let v: Value = serde_json::from_str(&answer[3..]).map_err(err)?;
+    if let Some(e) = v[0].get("error") {
+        return Err(format!("join {room} failed on the node: {e}"));
+    }
+    let node_ns = v[0]["ns"].as_u64().unwrap_or(0);
+    Ok((spawn_reader(ws), Joined { client_ns, node_ns }))
+}
+
+/// Spawn the reader of a receiving client.
+fn spawn_reader(mut ws: Ws) -> Arc<Received> {
     let stats = Arc::new(Received::default());
     let out = stats.clone();
     tokio::spawn(async move {
@@ -171,7 +208,7 @@ pub(crate) async fn receiver(port: u16, room: &str) -> Result<Arc<Received>, Str
             }
         }
     });
-    Ok(stats)
+    stats
 }
 
 /// The control namespace, as it prefixes packets.

@@ -18,11 +18,17 @@
 //! the driver live in this process. Every load is triggered on node 0 over a
 //! separate control connection. Run it with `bash scripts/bench.sh`; see
 //! benches/README.md for what the tables mean.
+//!
+//! The `scale` load (`--only scale`, not part of the default run) has its own
+//! configurations: 8-node clusters of socketioxide-nats with and without room
+//! routing and of socketioxide-redis, with room broadcasts from every node; see
+//! `src/scale.rs`.
 
 mod client;
 mod procs;
 mod raw;
 mod report;
+mod scale;
 
 use std::{
     path::PathBuf,
@@ -77,7 +83,8 @@ struct Args {
     #[arg(long, default_value = "1024,16384", value_delimiter = ',')]
     bin_sizes: Vec<usize>,
     /// Loads to run: throughput, throughput-seq, latency, latency-room, room, acks,
-    /// fetch, rooms, binary.
+    /// fetch, rooms, binary; and scale (room routing at 8 nodes, its own
+    /// configurations; not in the default list: `--only scale`).
     #[arg(
         long,
         default_value = "throughput,throughput-seq,latency,latency-room,room,acks,fetch,rooms,binary",
@@ -97,6 +104,41 @@ struct Args {
     /// it uses `no_echo`, as the adapter's docs recommend.
     #[arg(long)]
     nats_echo: bool,
+    /// Scale load: bench-node processes per configuration.
+    #[arg(long, default_value_t = 8)]
+    scale_nodes: usize,
+    /// Scale load: rooms (room r has members on node r % N, and in every other
+    /// block of N rooms also on node (r + 1) % N).
+    #[arg(long, default_value_t = 64)]
+    scale_rooms: usize,
+    /// Scale load: websocket clients per room and node.
+    #[arg(long, default_value_t = 2)]
+    scale_clients: usize,
+    /// Scale load: room broadcasts per second in all, from every node in turn
+    /// (each node sends rate / N); also the rate of the unmatched step, from one node.
+    #[arg(long, default_value_t = 2000)]
+    scale_rate: u64,
+    /// Scale load: seconds of each sample (and of the unmatched step, and its idle
+    /// measure).
+    #[arg(long, default_value_t = 4)]
+    scale_secs: u64,
+    /// Scale load: rounds; the configurations alternate within each.
+    #[arg(long, default_value_t = 2)]
+    scale_rounds: usize,
+    /// Scale load: configurations, among nats-off (no room routing), nats-on
+    /// (room routing) and redis.
+    #[arg(long, default_value = "nats-off,nats-on,redis", value_delimiter = ',')]
+    scale_configs: Vec<String>,
+    /// Scale load: rates of the unmatched step (broadcasts per second from one
+    /// node to rooms no other node has members in), routing off; routing on runs
+    /// it at --scale-rate. Default: 1000 (one message per millisecond timer tick),
+    /// --scale-rate and 4 × --scale-rate.
+    #[arg(long, value_delimiter = ',')]
+    scale_unmatched_rates: Vec<u64>,
+    /// Scale load: every node starts its broadcasts at the same instant, instead
+    /// of node k a k / N period later.
+    #[arg(long)]
+    scale_sync: bool,
     /// A smoke run (under a minute): one round, 10 clients per node, small loads.
     #[arg(long)]
     quick: bool,
@@ -105,7 +147,8 @@ struct Args {
     json: PathBuf,
 }
 
-const LOADS: [&str; 9] = [
+const LOADS: [&str; 10] = [
+    "scale",
     "throughput",
     "throughput-seq",
     "latency",
@@ -627,6 +670,8 @@ async fn main() {
         args.burst = args.burst.min(1000);
         args.secs = 1;
         args.requests = args.requests.min(60);
+        args.scale_rounds = 1;
+        args.scale_secs = args.scale_secs.min(2);
     }
     if let Err(e) = run(args).await {
         eprintln!("sio-bench: {e}");
@@ -648,10 +693,22 @@ async fn run(args: Args) -> Result<(), String> {
             return Err(format!("unknown load {l:?}: {}", LOADS.join(", ")));
         }
     }
+    for c in &args.scale_configs {
+        if !scale::CONFIGS.contains(&c.as_str()) {
+            return Err(format!(
+                "unknown scale configuration {c:?}: {}",
+                scale::CONFIGS.join(", ")
+            ));
+        }
+    }
     let has = |c: &str| args.configs.iter().any(|x| x == c);
+    // The loads of the configurations of `--configs`, and the scale load with its own.
+    let standard = args.only.iter().any(|l| l != "scale");
+    let scaled = args.only.iter().any(|l| l == "scale");
     let started = Instant::now();
-    let nats = (has("nats") || has("raw")).then(nats_harness::NatsServer::start);
-    let redis = if has("redis") || has("raw-redis") {
+    let nats =
+        ((standard && (has("nats") || has("raw"))) || scaled).then(nats_harness::NatsServer::start);
+    let redis = if (standard && (has("redis") || has("raw-redis"))) || scaled {
         Some(Redis::start().await?)
     } else {
         None
@@ -659,7 +716,7 @@ async fn run(args: Args) -> Result<(), String> {
     let clients = args.clients * 3;
     let mut targets = Vec::new();
     for name in report::CONFIGS {
-        if !has(name) {
+        if !standard || !has(name) {
             continue;
         }
         eprintln!("sio-bench: starting {name}");
@@ -717,22 +774,23 @@ async fn run(args: Args) -> Result<(), String> {
         };
         targets.push(t);
     }
-    if targets.is_empty() {
+    if standard && targets.is_empty() {
         return Err("no configuration to run".into());
     }
-    eprintln!(
-        "sio-bench: {} round(s), {clients} clients per configuration ({} per node of the clusters), configs {}, loads {}, nats nodes {}",
-        args.rounds,
-        args.clients,
-        args.configs.join(","),
-        args.only.join(","),
-        if args.nats_echo {
-            "with echo"
-        } else {
-            "no_echo"
-        }
-    );
-
+    if standard {
+        eprintln!(
+            "sio-bench: {} round(s), {clients} clients per configuration ({} per node of the clusters), configs {}, loads {}, nats nodes {}",
+            args.rounds,
+            args.clients,
+            args.configs.join(","),
+            args.only.join(","),
+            if args.nats_echo {
+                "with echo"
+            } else {
+                "no_echo"
+            }
+        );
+    }
     // Warm-up, not recorded: connections, buffers, the adapters' first messages.
     for t in &targets {
         t.burst(200, args.size, false, None, args.inflight).await?;
@@ -744,6 +802,9 @@ async fn run(args: Args) -> Result<(), String> {
         results.declare(&spec.key, title(spec, &args, clients), rows(spec));
     }
     for round in 0..args.rounds {
+        if !standard {
+            break;
+        }
         for spec in &specs {
             // alternate the configurations, starting one further each round
             let n = targets.len();
@@ -770,14 +831,56 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let node_stats = node_stats(&targets).await;
     let totals = cpu_totals(&targets, nats.as_ref(), redis.as_ref());
+    // The scale load's nodes run alone.
+    drop(targets);
 
     let mut out = String::new();
-    out.push_str(&results.tables());
-    out.push_str(&encoding_table(&encoding));
-    out.push_str(&totals_table(&totals));
-    out.push_str(&over_broker_table(&results));
-    let targets_report = check_targets(&results, &encoding);
-    out.push_str(&targets_report.0);
+    let mut targets_report = (String::new(), Value::Array(Vec::new()));
+    if standard {
+        out.push_str(&results.tables());
+        out.push_str(&encoding_table(&encoding));
+        out.push_str(&totals_table(&totals));
+        out.push_str(&over_broker_table(&results));
+        targets_report = check_targets(&results, &encoding);
+        out.push_str(&targets_report.0);
+    }
+    let mut scale_doc = Value::Null;
+    if scaled {
+        let params = scale::Params {
+            nodes: args.scale_nodes.max(2),
+            rooms: args.scale_rooms.max(1),
+            clients: args.scale_clients.max(1),
+            rate: args.scale_rate.max(1),
+            secs: args.scale_secs.max(1),
+            rounds: args.scale_rounds.max(1),
+            size: args.size,
+            redis_buffer: args.redis_buffer,
+            configs: args.scale_configs.clone(),
+            unmatched_rates: {
+                let r = args.scale_rate.max(1);
+                let mut rates = if args.scale_unmatched_rates.is_empty() {
+                    vec![1000, r, 4 * r]
+                } else {
+                    args.scale_unmatched_rates
+                        .iter()
+                        .map(|r| (*r).max(1))
+                        .collect()
+                };
+                rates.sort_unstable();
+                rates.dedup();
+                rates
+            },
+            sync: args.scale_sync,
+        };
+        let (text, doc) = scale::run(
+            &params,
+            nats.as_ref().ok_or("no nats-server")?,
+            redis.as_ref().ok_or("no redis-server")?,
+        )
+        .await?;
+        out.push_str(&text);
+        scale_doc = doc;
+    }
     print!("{out}");
 
     let doc = json!({
@@ -809,6 +912,7 @@ async fn run(args: Args) -> Result<(), String> {
         "cpu_total_s": totals.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "node_stats": node_stats,
         "targets": targets_report.1,
+        "scale": scale_doc,
         "table": out,
     });
     if let Some(dir) = args.json.parent() {

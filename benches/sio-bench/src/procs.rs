@@ -2,6 +2,7 @@
 //! time processes use, read from /proc.
 
 use std::{
+    collections::HashMap,
     net::TcpListener,
     path::PathBuf,
     process::Stdio,
@@ -120,6 +121,11 @@ impl Redis {
         self.child.id()
     }
 
+    /// Its client port on loopback.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `(total_net_input_bytes, total_commands_processed)` from `INFO stats`.
     pub(crate) async fn input_counters(&self) -> Result<(u64, u64), String> {
         let client = redis_client::Client::open(format!("redis://127.0.0.1:{}/", self.port))
@@ -144,6 +150,46 @@ impl Redis {
             field("total_commands_processed"),
         ))
     }
+}
+
+/// Bytes each process has received so far on its TCP connections to the broker
+/// listening on `port` of loopback (its pid → bytes), from the kernel's
+/// `tcp_info` as `ss -tinp` prints it (`bytes_received`): whatever the broker
+/// sent, protocol framing included. Connections of processes that are gone, or
+/// that `ss` cannot attribute, are left out.
+pub(crate) fn tcp_bytes_from(port: u16) -> Result<HashMap<u32, u64>, String> {
+    let out = std::process::Command::new("ss")
+        .args(["-tinpH", "state", "established"])
+        .arg(format!("( dport = :{port} )"))
+        .output()
+        .map_err(|e| format!("cannot run ss (iproute2): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ss failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(parse_ss(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `bytes_received` per pid of `ss -tinp` output: a socket's line names its
+/// process (`users:(("bench-node",pid=12,fd=9))`), the next one its `tcp_info`.
+fn parse_ss(text: &str) -> HashMap<u32, u64> {
+    let mut out = HashMap::new();
+    let mut pid = None;
+    for token in text.split_whitespace() {
+        if let Some(rest) = token.split("pid=").nth(1) {
+            pid = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+        } else if let Some(v) = token.strip_prefix("bytes_received:")
+            && let (Some(p), Ok(v)) = (pid, v.parse::<u64>())
+        {
+            *out.entry(p).or_default() += v;
+        }
+    }
+    out
 }
 
 /// CPU time (user + system) a process used so far, in seconds; `None`: this one.
@@ -202,6 +248,19 @@ pub(crate) fn total_cpu_seconds(pid: Option<u32>) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_ss_output() {
+        let text = "0 0 127.0.0.1:40000 127.0.0.1:4222 users:((\"bench-node\",pid=12,fd=9))\n\t \
+                    cubic wscale:7,7 bytes_sent:10 bytes_acked:11 bytes_received:300 segs_out:4\n\
+                    0 0 127.0.0.1:40001 127.0.0.1:4222 users:((\"bench-node\",pid=13,fd=9))\n\t \
+                    cubic bytes_received:7\n\
+                    0 0 127.0.0.1:40002 127.0.0.1:4222 users:((\"bench-node\",pid=12,fd=10))\n\t \
+                    cubic bytes_received:5\n";
+        let got = super::parse_ss(text);
+        assert_eq!(got.get(&12), Some(&305));
+        assert_eq!(got.get(&13), Some(&7));
+    }
+
     #[test]
     fn reads_own_cpu_time() {
         let start = super::cpu_seconds(None);

@@ -79,7 +79,7 @@ pub(crate) struct Results {
 }
 
 /// Median, min and max.
-fn stats(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+pub(crate) fn stats(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
     if v.is_empty() {
         return None;
     }
