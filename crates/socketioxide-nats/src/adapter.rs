@@ -586,7 +586,13 @@ impl<E: SocketEmitter> CoreAdapter<E> for NatsAdapter<E> {
         );
         let volatile = opts.has_flag(BroadcastFlags::Volatile);
         let connected = self.link.is_connected();
-        let subject = match routed_room(&opts).filter(|_| self.config().room_routing) {
+        // Without routing, not even looked at: this is the broadcast's hot path.
+        let routed = self
+            .config()
+            .room_routing
+            .then(|| routed_room(&opts))
+            .flatten();
+        let subject = match routed {
             Some(room) => Subject::from(self.link.subjects().room(room, self.uid().as_str())),
             None => self.link.target_subject(target),
         };
