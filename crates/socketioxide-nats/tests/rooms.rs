@@ -431,14 +431,19 @@ async fn interest_reaches_the_other_servers_of_a_cluster_within_milliseconds() {
         subscriber.flush().await.unwrap();
         let t = Instant::now();
         loop {
-            publisher.publish(subject.clone(), "x".into()).await.unwrap();
+            publisher
+                .publish(subject.clone(), "x".into())
+                .await
+                .unwrap();
             publisher.flush().await.unwrap();
-            if let Ok(Some(_)) =
-                tokio::time::timeout(Duration::from_micros(200), sub.next()).await
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_micros(200), sub.next()).await
             {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(2), "interest never propagated");
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "interest never propagated"
+            );
         }
         took.push(t.elapsed());
     }
