@@ -378,6 +378,7 @@ impl<E: SocketEmitter> NatsAdapter<E> {
         self.share.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.link.requests.close_all();
         self.liveness.forget_all();
+        self.rooms.clear();
         if self.link.is_connected() {
             let _ = self.link.publish_to_all(RequestOutBody::Goodbye).await;
             // Closing often precedes the process's exit: make sure it left.

@@ -77,6 +77,16 @@ pub(crate) struct RoomSubs {
     warned: AtomicBool,
 }
 
+impl RoomSubs {
+    /// Drop every room subscription (the adapter closes). Without waiting: a
+    /// join holding the lock drops its own when the adapter is dropped.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut subs) = self.subs.try_lock() {
+            subs.clear();
+        }
+    }
+}
+
 impl<E: SocketEmitter> NatsAdapter<E> {
     /// Subscribe to the rooms not subscribed yet and flush, so that the node's
     /// NATS server holds the interest when this returns. Does nothing without

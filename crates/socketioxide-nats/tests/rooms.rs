@@ -454,3 +454,27 @@ async fn interest_reaches_the_other_servers_of_a_cluster_within_milliseconds() {
         took[took.len() - 1]
     );
 }
+
+#[tokio::test]
+async fn closing_a_routing_node_drops_its_room_subscriptions() {
+    let nats = NatsServer::start();
+    let nodes = routing_nodes::<1>(&[nats.url()]).await;
+    nodes[0].io.ns("/", join_own_id).await.unwrap();
+    let c = client(&nodes[0].io, "/").await;
+    nodes[0]
+        .handle
+        .join("/", sid(&c), ["a", "b"])
+        .await
+        .unwrap();
+    assert_eq!(room_subscriptions(&nats), 2);
+    nodes[0].io.close().await;
+    let t = Instant::now();
+    while room_subscriptions(&nats) != 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{}",
+            room_subscriptions(&nats)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
