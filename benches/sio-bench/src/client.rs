@@ -224,6 +224,32 @@ pub(crate) struct Control {
 }
 
 impl Control {
+    /// Wait until this node's `fetch_sockets()` sees `want` clients (the remote
+    /// adapters discover their peers within a few heartbeats), at most 30 s;
+    /// `name` is the configuration, for the error.
+    pub(crate) async fn wait_sockets(&self, want: u64, name: &str) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let res = self
+                .call(
+                    "fetch",
+                    serde_json::json!({ "n": 1 }),
+                    Duration::from_secs(10),
+                )
+                .await?;
+            let got = res["size"].as_u64().unwrap_or(0);
+            if got == want {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "{name}: node 0 sees {got} of {want} sockets after 30 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Connect to the node on `port`.
     pub(crate) async fn connect(port: u16) -> Result<Self, String> {
         let mut ws = open(port, CTL, "{}").await?;

@@ -243,27 +243,11 @@ impl Target {
         Ok(target)
     }
 
-    /// Wait until node 0's `fetch_sockets()` sees every client (the remote
-    /// adapters discover their peers within a few heartbeats).
+    /// Wait until node 0's `fetch_sockets()` sees every client.
     async fn wait_ready(&self) -> Result<(), String> {
-        let want = self.receivers.len() as u64;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let res = self.ctls[0]
-                .call("fetch", json!({ "n": 1 }), limit_s(10))
-                .await?;
-            let got = res["size"].as_u64().unwrap_or(0);
-            if got == want {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{}: node 0 sees {got} of {want} sockets after 30 s",
-                    self.name
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.ctls[0]
+            .wait_sockets(self.receivers.len() as u64, self.name)
+            .await
     }
 
     /// A raw configuration: the brokers alone, `publisher` to `receivers`.

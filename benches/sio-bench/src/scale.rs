@@ -123,10 +123,6 @@ fn model(config: &str, p: &Params) -> (Vec<u64>, u64) {
     (received, deliveries)
 }
 
-fn limit(secs: u64) -> Duration {
-    Duration::from_secs(secs)
-}
-
 /// One configuration of the scale load.
 struct Cluster {
     name: &'static str,
@@ -279,24 +275,9 @@ impl Cluster {
 
     /// Wait until node 0's `fetch_sockets()` sees every client.
     async fn wait_sockets(&self) -> Result<(), String> {
-        let want = self.receivers.len() as u64;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let res = self.ctls[0]
-                .call("fetch", json!({ "n": 1 }), limit(10))
-                .await?;
-            let got = res["size"].as_u64().unwrap_or(0);
-            if got == want {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{}: node 0 sees {got} of {want} sockets after 30 s",
-                    self.name
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.ctls[0]
+            .wait_sockets(self.receivers.len() as u64, self.name)
+            .await
     }
 
     /// Wait until every node of `nats-on` is subscribed to exactly the rooms it
@@ -351,7 +332,7 @@ impl Cluster {
         let calls = self
             .ctls
             .iter()
-            .map(|c| c.call("stats", json!({}), limit(10)));
+            .map(|c| c.call("stats", json!({}), crate::limit_s(10)));
         futures_util::future::try_join_all(calls).await
     }
 
@@ -444,7 +425,7 @@ impl Cluster {
             let work = json!({
                 "rate": rate, "secs": secs, "size": size, "rooms": rooms, "delay_us": delay_us,
             });
-            self.ctls[*k].call("lat", work, limit(secs + 60))
+            self.ctls[*k].call("lat", work, crate::limit_s(secs + 60))
         });
         futures_util::future::try_join_all(calls).await?;
         let got = self.wait_deliveries(before, expected).await;
