@@ -126,7 +126,7 @@ impl Waiter {
         }
         loop {
             if self.tracker.is_complete() {
-                return self.end(Ok(()));
+                return Poll::Ready(self.end(Ok(())));
             }
             match self.pending.poll_recv(cx) {
                 Poll::Ready(Some(event)) => {
@@ -135,16 +135,16 @@ impl Waiter {
                     }
                     continue;
                 }
-                Poll::Ready(None) => return self.end(Err(Error::Closed)),
+                Poll::Ready(None) => return Poll::Ready(self.end(Err(Error::Closed))),
                 Poll::Pending => {}
             }
             if self.deadline.as_mut().poll(cx).is_ready() {
                 let err = self.failure_at_deadline();
-                return self.end(Err(err));
+                return Poll::Ready(self.end(Err(err)));
             }
             if self.check.as_mut().poll(cx).is_ready() {
-                if self.liveness_link_epoch() != self.epoch {
-                    return self.end(Err(Error::ConnectionLost));
+                if self.liveness.epoch() != self.epoch {
+                    return Poll::Ready(self.end(Err(Error::ConnectionLost)));
                 }
                 for node in self.tracker.owing() {
                     if self.tracker.is_silent(node) {
@@ -164,11 +164,8 @@ impl Waiter {
         std::future::poll_fn(|cx| self.poll_step(cx)).await
     }
 
-    fn liveness_link_epoch(&self) -> Option<u64> {
-        self.liveness.epoch()
-    }
-
-    fn end(&mut self, res: Result<(), Error>) -> Poll<Step> {
+    /// End the request: record its outcome, log what went wrong.
+    fn end(&mut self, res: Result<(), Error>) -> Step {
         self.ended = true;
         let outcome = match &res {
             Ok(()) => Outcome::Complete,
@@ -191,18 +188,11 @@ impl Waiter {
             }
             Err(error) => tracing::debug!(req_id = %self.pending.id, %error, "request failed"),
         }
-        Poll::Ready(Step::End(res))
-    }
-
-    fn finish(&mut self, res: Result<(), Error>) -> Step {
-        match self.end(res) {
-            Poll::Ready(step) => step,
-            Poll::Pending => Step::End(Err(Error::Closed)),
-        }
+        Step::End(res)
     }
 
     fn failure_at_deadline(&self) -> Error {
-        if self.liveness_link_epoch() != self.epoch {
+        if self.liveness.epoch() != self.epoch {
             return Error::ConnectionLost;
         }
         match self.target {
@@ -221,7 +211,7 @@ impl Waiter {
         let msg = match event {
             Event::NodeLeft(uid) => {
                 if self.target == Some(uid) {
-                    return Some(self.finish(Err(Error::NodeGone { node: uid })));
+                    return Some(self.end(Err(Error::NodeGone { node: uid })));
                 }
                 if self.tracker.gone(uid) {
                     tracing::debug!(req_id = %self.pending.id, node = %uid, "stop waiting for a node that left");
@@ -232,7 +222,7 @@ impl Waiter {
         };
         if is_no_responders(&msg) {
             return match self.target {
-                Some(node) => Some(self.finish(Err(Error::NodeGone { node }))),
+                Some(node) => Some(self.end(Err(Error::NodeGone { node }))),
                 // Nobody at all listens on the broadcast subject: no node is left.
                 None => {
                     for node in self.tracker.owing() {
